@@ -1,0 +1,86 @@
+//! What goes into and comes out of an engine.
+
+use super::config::NodeId;
+
+pub type Term = u64;
+
+/// Raft election messages. The sender travels beside the message, never inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// RequestVote. A pre-vote carries the term the candidate would campaign at without raising its
+    /// own (thesis 9.6); `transfer` marks the campaign a `TimeoutNow` started, which voters grant
+    /// despite their leader's lease because that leader gave it up.
+    Vote { term: Term, pre_vote: bool, transfer: bool },
+    VoteResponse { term: Term, granted: bool, pre_vote: bool },
+    /// An empty AppendEntries: the leader's liveness signal, numbered so acks can be matched to the
+    /// round (and its send time) that earns the lease.
+    Heartbeat { term: Term, seq: u64 },
+    HeartbeatResponse { term: Term, seq: u64 },
+    /// Tells the receiver to start an election at once (leadership transfer, thesis 3.10).
+    TimeoutNow { term: Term },
+}
+
+impl Message {
+    pub fn term(&self) -> Term {
+        match *self {
+            Message::Vote { term, .. }
+            | Message::VoteResponse { term, .. }
+            | Message::Heartbeat { term, .. }
+            | Message::HeartbeatResponse { term, .. }
+            | Message::TimeoutNow { term } => term,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Message::Vote { .. } => "vote",
+            Message::VoteResponse { .. } => "vote_response",
+            Message::Heartbeat { .. } => "heartbeat",
+            Message::HeartbeatResponse { .. } => "heartbeat_response",
+            Message::TimeoutNow { .. } => "timeout_now",
+        }
+    }
+}
+
+/// The durable part of a node: it must reach stable storage before any message that depends on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HardState {
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventKind {
+    Elected,
+    Demoted,
+    LeaderChanged,
+    TermChanged,
+    ElectionStarted,
+}
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Elected => "elected",
+            EventKind::Demoted => "demoted",
+            EventKind::LeaderChanged => "leader_changed",
+            EventKind::TermChanged => "term_changed",
+            EventKind::ElectionStarted => "election_started",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+}
+
+/// One thing the driver must do, in the order the engine returned them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Persist(HardState),
+    Send { to: NodeId, message: Message },
+    Event(Event),
+}

@@ -1,0 +1,630 @@
+//! Raft leader election (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm",
+//! and Ongaro's thesis), with pre-vote (thesis 9.6), check-quorum (thesis 6.2), the disruptive-server
+//! rule (thesis 4.2.3) and a leader lease (thesis 6.4). There is no log: any member may lead.
+//!
+//! The engine is sans-IO. The driver passes the time in (`now`, a `Duration` since the driver's own
+//! epoch on this node's clock), and every call returns the outputs to carry out in order: a
+//! `Persist` always comes before the sends that depend on it.
+//!
+//! Why the lease is safe: a voter that acknowledges a heartbeat at `t1` grants no vote (and casts
+//! none for itself) to anybody else before `t1 + election_timeout.min` on its own clock, unless the
+//! leader handed leadership off with `TimeoutNow`. A leader therefore holds a majority's silence until
+//! `t0 + election_timeout.min` for any round it sent at `t0 <= t1` and a majority acknowledged; it
+//! claims only `election_timeout.min * (1 - max_clock_drift)` of that to absorb clock-rate error.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+use super::config::{Config, NodeId};
+use super::messages::{Event, EventKind, HardState, Message, Output, Term};
+
+/// Heartbeat rounds a leader remembers while waiting for acks. Rounds older than the lease are
+/// useless, so this is only a backstop against a huge election timeout with a tiny heartbeat.
+const MAX_OPEN_ROUNDS: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Follower => "follower",
+            Role::PreCandidate => "pre_candidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    #[error("this node is not the leader")]
+    NotLeader,
+    #[error("{0:?} is not a peer of this node")]
+    UnknownPeer(NodeId),
+}
+
+/// One heartbeat broadcast, kept until a majority acknowledges it or it is too old to matter.
+#[derive(Debug, Clone)]
+struct Round {
+    seq: u64,
+    sent_at: Duration,
+    acks: Vec<NodeId>,
+}
+
+/// What only a leader keeps.
+#[derive(Debug, Clone)]
+struct Leadership {
+    next_seq: u64,
+    heartbeat_deadline: Duration,
+    rounds: VecDeque<Round>,
+    /// Send time of the newest round a majority acknowledged (the election itself to begin with):
+    /// the base of both the lease and the check-quorum step-down.
+    quorum_contact_at: Duration,
+    lease_expiry: Option<Duration>,
+    /// Newest round each peer acknowledged: the most caught-up peer is the best hand-off target.
+    last_ack: BTreeMap<NodeId, u64>,
+}
+
+/// Read-only view of an engine, for drivers and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    pub role: Role,
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+    pub leader: Option<NodeId>,
+    pub lease_expiry: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Raft {
+    cfg: Config,
+    rng: Pcg64Mcg,
+
+    // Durable: every change is handed to the driver as a `Persist` before dependent sends.
+    term: Term,
+    voted_for: Option<NodeId>,
+    persisted: HardState,
+
+    role: Role,
+    leader: Option<NodeId>,
+    /// The first `tick`/`step` starts the clock; a (re)started node grants no vote until
+    /// `booted_at + election_timeout.min`, so a lease it granted before a crash still holds.
+    booted_at: Option<Duration>,
+    last_now: Duration,
+    election_deadline: Duration,
+    /// When this node last heard from the leader it follows (followers only).
+    leader_contact_at: Option<Duration>,
+    /// Vote responses of the current (pre-)campaign: granted or not, per voter (self included).
+    votes: BTreeMap<NodeId, bool>,
+    leadership: Option<Leadership>,
+    /// An `elected` event is waiting for its `demoted`: they must alternate.
+    elected_open: bool,
+    outputs: Vec<Output>,
+}
+
+impl Raft {
+    /// A node starting from `hard` (all zeros for a fresh node, the persisted state on restart).
+    pub fn new(cfg: Config, hard: HardState) -> Raft {
+        let rng = Pcg64Mcg::seed_from_u64(cfg.seed);
+        Raft {
+            rng,
+            term: hard.term,
+            voted_for: hard.voted_for.clone(),
+            persisted: hard,
+            role: Role::Follower,
+            leader: None,
+            booted_at: None,
+            last_now: Duration::ZERO,
+            election_deadline: Duration::ZERO,
+            leader_contact_at: None,
+            votes: BTreeMap::new(),
+            leadership: None,
+            elected_open: false,
+            outputs: Vec::new(),
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn id(&self) -> &NodeId {
+        &self.cfg.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    pub fn leader(&self) -> Option<&NodeId> {
+        self.leader.as_ref()
+    }
+
+    pub fn hard_state(&self) -> HardState {
+        HardState { term: self.term, voted_for: self.voted_for.clone() }
+    }
+
+    pub fn lease_expiry(&self) -> Option<Duration> {
+        self.leadership.as_ref().and_then(|l| l.lease_expiry)
+    }
+
+    pub fn state(&self) -> State {
+        State {
+            role: self.role,
+            term: self.term,
+            voted_for: self.voted_for.clone(),
+            leader: self.leader.clone(),
+            lease_expiry: self.lease_expiry(),
+        }
+    }
+
+    /// Leader and inside its lease at `now`: the only time a caller may act as the leader.
+    pub fn is_leader(&self, now: Duration) -> bool {
+        self.role == Role::Leader && self.lease_expiry().is_some_and(|e| now < e)
+    }
+
+    /// The term, while `is_leader`: it strictly increases from one leadership to the next.
+    pub fn fencing_token(&self, now: Duration) -> Option<Term> {
+        self.is_leader(now).then_some(self.term)
+    }
+
+    /// The next time `tick` has work to do, or None before the clock has started.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.booted_at?;
+        Some(match &self.leadership {
+            Some(l) if self.cfg.timing.check_quorum => {
+                l.heartbeat_deadline.min(l.quorum_contact_at + self.cfg.timing.election_timeout.0)
+            }
+            Some(l) => l.heartbeat_deadline,
+            None => self.election_deadline,
+        })
+    }
+
+    // ----- inputs -----------------------------------------------------------------------------
+
+    /// Timers: a follower or candidate whose election timeout passed campaigns; a leader sends its
+    /// heartbeats and, with check-quorum, steps down when a majority has been silent too long.
+    pub fn tick(&mut self, now: Duration) -> Vec<Output> {
+        let now = self.advance(now);
+        match self.role {
+            Role::Leader => self.tick_heartbeat(now),
+            _ => self.tick_election(now),
+        }
+        self.take_outputs()
+    }
+
+    /// Handles one message from `from`. Input from peers never panics: what does not fit is ignored.
+    pub fn step(&mut self, now: Duration, from: &str, message: Message) -> Vec<Output> {
+        let now = self.advance(now);
+        if from != self.cfg.id && self.cfg.members.iter().any(|m| m == from) {
+            self.step_message(now, from, message);
+        }
+        self.take_outputs()
+    }
+
+    /// Starts an election now, as if the election timeout had fired. Does nothing on a leader, and
+    /// nothing while this node still owes silence to a leader's lease (it would cast its own vote).
+    pub fn campaign(&mut self, now: Duration) -> Vec<Output> {
+        let now = self.advance(now);
+        if self.role != Role::Leader && !self.in_lease(now) {
+            self.start_campaign(now, false);
+        }
+        self.take_outputs()
+    }
+
+    /// A leader steps down and hands off to the most caught-up peer (the one that acknowledged the
+    /// newest heartbeat). A one-member leader just steps down. Not a leader: nothing.
+    pub fn resign(&mut self, now: Duration) -> Vec<Output> {
+        let now = self.advance(now);
+        if let Some(l) = &self.leadership {
+            let best = self
+                .cfg
+                .peers()
+                .max_by_key(|p| (l.last_ack.get(*p).copied(), std::cmp::Reverse(*p)))
+                .cloned();
+            match best {
+                Some(peer) => self.hand_off(now, peer),
+                None => self.become_follower(now, self.term, None),
+            }
+        }
+        self.take_outputs()
+    }
+
+    /// A leader hands leadership to `to` with `TimeoutNow`, giving up its own lease first.
+    pub fn transfer_leadership(&mut self, now: Duration, to: &str) -> Result<Vec<Output>, TransferError> {
+        if to == self.cfg.id || !self.cfg.members.iter().any(|m| m == to) {
+            return Err(TransferError::UnknownPeer(to.to_string()));
+        }
+        if self.role != Role::Leader {
+            return Err(TransferError::NotLeader);
+        }
+        let now = self.advance(now);
+        self.hand_off(now, to.to_string());
+        Ok(self.take_outputs())
+    }
+
+    // ----- timers -----------------------------------------------------------------------------
+
+    fn tick_election(&mut self, now: Duration) {
+        if now >= self.election_deadline {
+            self.start_campaign(now, false);
+        }
+    }
+
+    fn tick_heartbeat(&mut self, now: Duration) {
+        let l = self.leadership.as_ref().expect("a leader has leadership state");
+        let silent_since = l.quorum_contact_at;
+        let heartbeat_due = now >= l.heartbeat_deadline;
+        if self.cfg.timing.check_quorum && now >= silent_since + self.cfg.timing.election_timeout.0 {
+            // Check-quorum (thesis 6.2): a majority has not answered for a whole minimum election
+            // timeout, so it may already follow somebody else.
+            self.become_follower(now, self.term, None);
+            return;
+        }
+        if heartbeat_due {
+            self.broadcast_heartbeat(now);
+        }
+    }
+
+    // ----- messages ---------------------------------------------------------------------------
+
+    fn step_message(&mut self, now: Duration, from: &str, message: Message) {
+        let term = message.term();
+        if term > self.term {
+            match message {
+                // Pre-vote traffic never raises a term (thesis 9.6): that is its whole point.
+                Message::Vote { pre_vote: true, .. } | Message::VoteResponse { pre_vote: true, granted: true, .. } => {}
+                // Disruptive-server rule (thesis 4.2.3): while our leader is alive, a higher-term
+                // candidate is ignored outright rather than allowed to depose it.
+                Message::Vote { transfer: false, .. } if self.in_lease(now) => return,
+                Message::Heartbeat { .. } | Message::TimeoutNow { .. } => {
+                    self.become_follower(now, term, Some(from.to_string()))
+                }
+                _ => self.become_follower(now, term, None),
+            }
+        } else if term < self.term {
+            self.step_stale(from, message);
+            return;
+        }
+
+        match message {
+            Message::Vote { term, pre_vote, transfer } => self.handle_vote_request(now, from, term, pre_vote, transfer),
+            _ => match self.role {
+                Role::Follower => self.step_follower(now, from, message),
+                Role::PreCandidate | Role::Candidate => self.step_candidate(now, from, message),
+                Role::Leader => self.step_leader(now, from, message),
+            },
+        }
+    }
+
+    /// A message from an older term (paper 5.1): answer so a stale leader or candidate learns the
+    /// newer term; drop everything else.
+    fn step_stale(&mut self, from: &str, message: Message) {
+        match message {
+            Message::Heartbeat { seq, .. } => {
+                self.send(from, Message::HeartbeatResponse { term: self.term, seq })
+            }
+            Message::Vote { pre_vote, .. } => {
+                self.send(from, Message::VoteResponse { term: self.term, granted: false, pre_vote })
+            }
+            _ => {}
+        }
+    }
+
+    /// RequestVote in any role (paper 5.2, 5.4.1 without a log): one vote per term, first come
+    /// first served; a pre-vote is granted when a real vote would be, without changing anything.
+    fn handle_vote_request(&mut self, now: Duration, from: &str, term: Term, pre_vote: bool, transfer: bool) {
+        if !transfer && self.in_lease(now) && term > self.term {
+            return; // only pre-votes reach here with a higher term; same silence as above
+        }
+        let can_vote = self.voted_for.as_deref() == Some(from)
+            || (self.voted_for.is_none() && self.leader.is_none())
+            || (pre_vote && term > self.term);
+        if !pre_vote && can_vote {
+            debug_assert_eq!(term, self.term);
+            self.voted_for = Some(from.to_string());
+            self.reset_election_timer(now);
+        }
+        // A granted pre-vote answers at the term asked for, so the pre-candidate can count it.
+        let reply_term = if pre_vote && can_vote { term } else { self.term };
+        self.send(from, Message::VoteResponse { term: reply_term, granted: can_vote, pre_vote });
+    }
+
+    fn step_follower(&mut self, now: Duration, from: &str, message: Message) {
+        match message {
+            Message::Heartbeat { seq, .. } => self.handle_heartbeat(now, from, seq),
+            Message::TimeoutNow { .. } => self.start_campaign(now, true),
+            _ => {}
+        }
+    }
+
+    fn step_candidate(&mut self, now: Duration, from: &str, message: Message) {
+        match message {
+            Message::Heartbeat { seq, .. } => {
+                // Somebody won this term (paper 5.2): follow it.
+                self.become_follower(now, self.term, Some(from.to_string()));
+                self.handle_heartbeat(now, from, seq);
+            }
+            Message::VoteResponse { term, granted, pre_vote } => {
+                let campaigning_term = if self.role == Role::PreCandidate { self.term + 1 } else { self.term };
+                let expected_kind = pre_vote == (self.role == Role::PreCandidate);
+                // A rejected pre-vote answers with the voter's own term, which may be ours.
+                if expected_kind && (term == campaigning_term || !granted) {
+                    self.votes.insert(from.to_string(), granted);
+                    self.count_votes(now);
+                }
+            }
+            Message::TimeoutNow { .. } => self.start_campaign(now, true),
+            Message::HeartbeatResponse { .. } | Message::Vote { .. } => {}
+        }
+    }
+
+    fn step_leader(&mut self, _now: Duration, from: &str, message: Message) {
+        if let Message::HeartbeatResponse { seq, .. } = message {
+            self.record_ack(from, seq);
+        }
+        // A heartbeat or TimeoutNow at our own term cannot come from a peer that follows the
+        // one-leader-per-term rule; ignore it rather than trust it.
+    }
+
+    fn handle_heartbeat(&mut self, now: Duration, from: &str, seq: u64) {
+        self.set_leader(Some(from.to_string()));
+        self.leader_contact_at = Some(now);
+        self.reset_election_timer(now);
+        self.send(from, Message::HeartbeatResponse { term: self.term, seq });
+    }
+
+    fn count_votes(&mut self, now: Duration) {
+        let granted = self.votes.values().filter(|g| **g).count();
+        let rejected = self.votes.len() - granted;
+        let quorum = self.cfg.quorum();
+        if granted >= quorum {
+            match self.role {
+                Role::PreCandidate => self.become_candidate(now, false),
+                Role::Candidate => self.become_leader(now),
+                _ => unreachable!("votes are counted only while campaigning"),
+            }
+        } else if rejected >= quorum {
+            self.become_follower(now, self.term, None);
+        }
+    }
+
+    fn record_ack(&mut self, from: &str, seq: u64) {
+        let quorum = self.cfg.quorum();
+        let lease = self.cfg.timing.lease_duration();
+        let l = self.leadership.as_mut().expect("a leader has leadership state");
+        let last = l.last_ack.entry(from.to_string()).or_insert(0);
+        *last = (*last).max(seq);
+        let Some(round) = l.rounds.iter_mut().find(|r| r.seq == seq) else { return };
+        if !round.acks.iter().any(|a| a == from) {
+            round.acks.push(from.to_string());
+        }
+        if round.acks.len() >= quorum {
+            let sent_at = round.sent_at;
+            // This round and every older one are settled: acks for them can no longer help.
+            while l.rounds.front().is_some_and(|r| r.seq <= seq) {
+                l.rounds.pop_front();
+            }
+            if sent_at >= l.quorum_contact_at {
+                l.quorum_contact_at = sent_at;
+                l.lease_expiry = Some(sent_at + lease);
+            }
+        }
+    }
+
+    // ----- transitions ------------------------------------------------------------------------
+
+    fn start_campaign(&mut self, now: Duration, transfer: bool) {
+        if self.cfg.timing.pre_vote && !transfer {
+            self.become_pre_candidate(now);
+        } else {
+            self.become_candidate(now, transfer);
+        }
+    }
+
+    fn become_follower(&mut self, now: Duration, term: Term, leader: Option<NodeId>) {
+        if self.role == Role::Leader {
+            self.leadership = None;
+            self.emit(EventKind::Demoted);
+        }
+        self.set_term(term);
+        self.role = Role::Follower;
+        self.votes.clear();
+        if leader.is_some() {
+            self.leader_contact_at = Some(now);
+        }
+        self.set_leader(leader);
+        self.reset_election_timer(now);
+    }
+
+    fn become_pre_candidate(&mut self, now: Duration) {
+        assert_ne!(self.role, Role::Leader, "a leader never pre-campaigns");
+        self.role = Role::PreCandidate;
+        self.set_leader(None);
+        self.reset_election_timer(now);
+        self.votes.clear();
+        self.votes.insert(self.cfg.id.clone(), true);
+        let next = self.term + 1;
+        self.broadcast(Message::Vote { term: next, pre_vote: true, transfer: false });
+        self.count_votes(now);
+    }
+
+    fn become_candidate(&mut self, now: Duration, transfer: bool) {
+        assert_ne!(self.role, Role::Leader, "a leader never campaigns");
+        self.set_term(self.term + 1);
+        self.voted_for = Some(self.cfg.id.clone());
+        self.role = Role::Candidate;
+        self.set_leader(None);
+        self.reset_election_timer(now);
+        self.emit(EventKind::ElectionStarted);
+        self.votes.clear();
+        self.votes.insert(self.cfg.id.clone(), true);
+        self.broadcast(Message::Vote { term: self.term, pre_vote: false, transfer });
+        self.count_votes(now);
+    }
+
+    fn become_leader(&mut self, now: Duration) {
+        assert_eq!(self.role, Role::Candidate, "only a candidate wins an election");
+        assert_eq!(self.voted_for.as_ref(), Some(&self.cfg.id), "a leader's term is its own");
+        self.role = Role::Leader;
+        self.votes.clear();
+        self.leader_contact_at = None;
+        self.leadership = Some(Leadership {
+            next_seq: 1,
+            heartbeat_deadline: now,
+            rounds: VecDeque::new(),
+            quorum_contact_at: now,
+            lease_expiry: None,
+            last_ack: BTreeMap::new(),
+        });
+        // Candidates know no leader, so `elected` (carrying our id) is followed by `leader_changed`.
+        self.leader = Some(self.cfg.id.clone());
+        self.emit(EventKind::Elected);
+        self.emit(EventKind::LeaderChanged);
+        // Assert leadership at once (paper 5.2) and start earning the lease.
+        self.broadcast_heartbeat(now);
+    }
+
+    fn hand_off(&mut self, now: Duration, to: NodeId) {
+        // Stepping down before the target can campaign keeps `is_leader` exclusive: `transfer`
+        // votes ignore our lease, so we must stop claiming it now.
+        let term = self.term;
+        self.become_follower(now, term, None);
+        self.send(&to, Message::TimeoutNow { term });
+    }
+
+    fn broadcast_heartbeat(&mut self, now: Duration) {
+        let lease = self.cfg.timing.lease_duration();
+        let heartbeat = self.cfg.timing.heartbeat_interval;
+        let quorum = self.cfg.quorum();
+        let l = self.leadership.as_mut().expect("a leader has leadership state");
+        let seq = l.next_seq;
+        l.next_seq += 1;
+        l.heartbeat_deadline = now + heartbeat;
+        while l.rounds.len() >= MAX_OPEN_ROUNDS || l.rounds.front().is_some_and(|r| r.sent_at + lease <= now) {
+            l.rounds.pop_front();
+        }
+        if quorum == 1 {
+            // Alone, our own ack is a majority.
+            l.quorum_contact_at = now;
+            l.lease_expiry = Some(now + lease);
+        } else {
+            l.rounds.push_back(Round { seq, sent_at: now, acks: vec![self.cfg.id.clone()] });
+        }
+        let term = self.term;
+        self.broadcast(Message::Heartbeat { term, seq });
+    }
+
+    // ----- helpers ----------------------------------------------------------------------------
+
+    /// Whether this node owes silence to a leader: it heard from a live leader (or, as leader, from
+    /// a majority) within the minimum election timeout, or it (re)started that recently.
+    fn in_lease(&self, now: Duration) -> bool {
+        let min = self.cfg.timing.election_timeout.0;
+        let booting = self.booted_at.is_some_and(|b| now < b + min);
+        let leader_alive = match &self.leadership {
+            Some(l) => now < l.quorum_contact_at + min,
+            None => self.leader.is_some() && self.leader_contact_at.is_some_and(|t| now < t + min),
+        };
+        booting || leader_alive
+    }
+
+    /// Starts the clock on the first call and keeps time monotonic: a driver's clock that steps back
+    /// is treated as standing still.
+    fn advance(&mut self, now: Duration) -> Duration {
+        if self.booted_at.is_none() {
+            self.booted_at = Some(now);
+            self.last_now = now;
+            self.reset_election_timer(now);
+        }
+        self.last_now = self.last_now.max(now);
+        self.last_now
+    }
+
+    fn reset_election_timer(&mut self, now: Duration) {
+        let (min, max) = self.cfg.timing.election_timeout;
+        let timeout = if max > min {
+            let span = (max - min).as_nanos() as u64;
+            min + Duration::from_nanos(self.rng.random_range(0..span))
+        } else {
+            min
+        };
+        self.election_deadline = now + timeout;
+    }
+
+    fn set_term(&mut self, term: Term) {
+        assert!(term >= self.term, "term never decreases ({} -> {term})", self.term);
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.emit(EventKind::TermChanged);
+        }
+    }
+
+    fn set_leader(&mut self, leader: Option<NodeId>) {
+        if self.leader != leader {
+            if leader.is_none() {
+                self.leader_contact_at = None;
+            }
+            self.leader = leader;
+            self.emit(EventKind::LeaderChanged);
+        }
+    }
+
+    fn emit(&mut self, kind: EventKind) {
+        match kind {
+            EventKind::Elected => {
+                assert!(!self.elected_open, "elected twice without demoted");
+                self.elected_open = true;
+            }
+            EventKind::Demoted => {
+                assert!(self.elected_open, "demoted without elected");
+                self.elected_open = false;
+            }
+            _ => {}
+        }
+        self.outputs.push(Output::Event(Event { kind, term: self.term, leader: self.leader.clone() }));
+    }
+
+    fn send(&mut self, to: &str, message: Message) {
+        self.outputs.push(Output::Send { to: to.to_string(), message });
+    }
+
+    fn broadcast(&mut self, message: Message) {
+        for peer in self.cfg.members.iter().filter(|m| **m != self.cfg.id) {
+            self.outputs.push(Output::Send { to: peer.clone(), message: message.clone() });
+        }
+    }
+
+    /// Drains the outputs of one call, with the new hard state (if any) first: it must be durable
+    /// before any message of this call leaves the node.
+    fn take_outputs(&mut self) -> Vec<Output> {
+        let hard = self.hard_state();
+        if hard != self.persisted {
+            assert!(hard.term >= self.persisted.term, "persisted term never decreases");
+            assert!(
+                hard.term > self.persisted.term
+                    || self.persisted.voted_for.is_none()
+                    || self.persisted.voted_for == hard.voted_for,
+                "one vote per term"
+            );
+            self.persisted = hard.clone();
+            self.outputs.insert(0, Output::Persist(hard));
+        }
+        std::mem::take(&mut self.outputs)
+    }
+}

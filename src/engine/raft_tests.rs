@@ -1,0 +1,454 @@
+//! Unit tests named after the rule they check: Raft paper sections 5.1 and 5.2, thesis 9.6
+//! (pre-vote), 4.2.3 (disruptive servers), 6.2 (check-quorum), 6.4 (leases), 3.10 (transfer).
+
+use std::time::Duration;
+
+use super::*;
+
+const IDS: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+fn ms(x: u64) -> Duration {
+    Duration::from_millis(x)
+}
+
+fn timing(pre_vote: bool, check_quorum: bool) -> Timing {
+    Timing { pre_vote, check_quorum, ..Timing::default() }
+}
+
+fn node_with(id: &str, n: usize, t: Timing, hard: HardState) -> Raft {
+    let cfg = Config::new(id, IDS[..n].iter().copied(), t, 42).unwrap();
+    let mut r = Raft::new(cfg, hard);
+    r.tick(ms(0)); // start the clock at 0
+    r
+}
+
+fn node(id: &str, n: usize) -> Raft {
+    node_with(id, n, timing(false, true), HardState::default())
+}
+
+fn sends(outs: &[Output]) -> Vec<(String, Message)> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Send { to, message } => Some((to.clone(), message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(outs: &[Output]) -> Vec<EventKind> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.kind),
+            _ => None,
+        })
+        .collect()
+}
+
+fn vote(term: Term) -> Message {
+    Message::Vote { term, pre_vote: false, transfer: false }
+}
+
+fn granted(term: Term) -> Message {
+    Message::VoteResponse { term, granted: true, pre_vote: false }
+}
+
+/// Drives `r` (pre_vote off) to leader of term 1 with votes from the first peers, at `at`.
+fn elect(r: &mut Raft, at: Duration) {
+    r.tick(at);
+    assert_eq!(r.role(), Role::Candidate);
+    let peers: Vec<String> = r.config().peers().cloned().collect();
+    let need = r.config().quorum() - 1;
+    for p in peers.iter().take(need) {
+        r.step(at, p, granted(r.term()));
+    }
+    assert_eq!(r.role(), Role::Leader);
+}
+
+// ----- 5.1 terms -----------------------------------------------------------------------------
+
+#[test]
+fn test_5_1_any_role_seeing_a_higher_term_becomes_follower_at_that_term() {
+    // follower
+    let mut f = node("a", 3);
+    f.step(ms(10), "b", Message::Heartbeat { term: 4, seq: 1 });
+    assert_eq!((f.role(), f.term(), f.leader().cloned()), (Role::Follower, 4, Some("b".into())));
+    // candidate
+    let mut c = node("a", 3);
+    c.tick(ms(400));
+    assert_eq!(c.role(), Role::Candidate);
+    c.step(ms(401), "b", Message::HeartbeatResponse { term: 7, seq: 0 });
+    assert_eq!((c.role(), c.term()), (Role::Follower, 7));
+    // leader
+    let mut l = node("a", 3);
+    elect(&mut l, ms(400));
+    let outs = l.step(ms(402), "c", Message::HeartbeatResponse { term: 9, seq: 1 });
+    assert_eq!((l.role(), l.term()), (Role::Follower, 9));
+    assert_eq!(events(&outs), vec![EventKind::Demoted, EventKind::TermChanged, EventKind::LeaderChanged]);
+}
+
+#[test]
+fn test_5_1_a_stale_heartbeat_is_answered_with_the_current_term() {
+    let mut f = node("a", 3);
+    f.step(ms(10), "b", Message::Heartbeat { term: 5, seq: 1 });
+    let outs = f.step(ms(20), "c", Message::Heartbeat { term: 3, seq: 8 });
+    assert_eq!(sends(&outs), vec![("c".into(), Message::HeartbeatResponse { term: 5, seq: 8 })]);
+    assert_eq!(f.leader().map(String::as_str), Some("b"), "a stale leader is not followed");
+}
+
+#[test]
+fn test_5_1_a_stale_vote_request_is_rejected_with_the_current_term() {
+    let mut f = node("a", 3);
+    f.step(ms(10), "b", Message::Heartbeat { term: 5, seq: 1 });
+    let outs = f.step(ms(20), "c", vote(2));
+    assert_eq!(sends(&outs), vec![("c".into(), Message::VoteResponse { term: 5, granted: false, pre_vote: false })]);
+}
+
+// ----- 5.2 leader election -------------------------------------------------------------------
+
+#[test]
+fn test_5_2_a_follower_whose_timeout_passes_becomes_candidate_votes_for_itself_and_asks_everyone() {
+    let mut r = node("a", 5);
+    assert!(r.tick(ms(149)).is_empty(), "no election before election_timeout[0]");
+    let outs = r.tick(ms(300));
+    assert_eq!(r.role(), Role::Candidate);
+    assert_eq!(r.hard_state(), HardState { term: 1, voted_for: Some("a".into()) });
+    assert_eq!(outs[0], Output::Persist(r.hard_state()), "the vote for itself is durable before any request");
+    let asked: Vec<String> = sends(&outs).into_iter().map(|(to, m)| {
+        assert_eq!(m, vote(1));
+        to
+    }).collect();
+    assert_eq!(asked, vec!["b", "c", "d", "e"]);
+    assert_eq!(events(&outs), vec![EventKind::TermChanged, EventKind::ElectionStarted]);
+}
+
+#[test]
+fn test_5_2_election_timeouts_are_drawn_from_the_range_and_redrawn_at_every_reset() {
+    let mut r = node("a", 3);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut now = ms(0);
+    for seq in 1..=200 {
+        r.step(now, "b", Message::Heartbeat { term: 1, seq });
+        let timeout = r.next_deadline().unwrap() - now;
+        assert!(timeout >= ms(150) && timeout < ms(300), "timeout {timeout:?} outside [150, 300) ms");
+        seen.insert(timeout.as_millis());
+        now += ms(10);
+    }
+    assert!(seen.len() > 50, "timeouts are redrawn, not fixed: {} distinct values", seen.len());
+}
+
+#[test]
+fn test_5_2_same_seed_gives_the_same_timeouts() {
+    let a = node("a", 3);
+    let b = node("a", 3);
+    assert_eq!(a.next_deadline(), b.next_deadline());
+}
+
+#[test]
+fn test_5_2_a_candidate_with_votes_from_a_majority_of_all_members_wins() {
+    for n in [3, 5] {
+        let mut r = node("a", n);
+        r.tick(ms(400));
+        for (i, p) in IDS[1..].iter().take(n / 2).enumerate() {
+            assert_eq!(r.role(), Role::Candidate, "{i} of {n} votes is not yet a majority");
+            let outs = r.step(ms(401), p, granted(1));
+            if i + 1 == n / 2 {
+                assert_eq!(events(&outs), vec![EventKind::Elected, EventKind::LeaderChanged]);
+                let heartbeats = sends(&outs).iter().filter(|(_, m)| matches!(m, Message::Heartbeat { term: 1, .. })).count();
+                assert_eq!(heartbeats, n - 1, "a new leader asserts itself at once");
+            }
+        }
+        assert_eq!(r.role(), Role::Leader);
+    }
+}
+
+#[test]
+fn test_5_2_a_candidate_rejected_by_a_majority_returns_to_follower() {
+    let mut r = node("a", 3);
+    r.tick(ms(400));
+    r.step(ms(401), "b", Message::VoteResponse { term: 1, granted: false, pre_vote: false });
+    assert_eq!(r.role(), Role::Candidate, "one rejection of three is not a majority");
+    r.step(ms(401), "c", Message::VoteResponse { term: 1, granted: false, pre_vote: false });
+    assert_eq!((r.role(), r.term()), (Role::Follower, 1));
+}
+
+#[test]
+fn test_5_2_one_vote_per_term_first_come_first_served() {
+    let mut r = node("a", 3);
+    let outs = r.step(ms(200), "b", vote(1));
+    assert_eq!(outs[0], Output::Persist(HardState { term: 1, voted_for: Some("b".into()) }));
+    assert_eq!(sends(&outs), vec![("b".into(), granted(1))]);
+    let outs = r.step(ms(201), "c", vote(1));
+    assert_eq!(sends(&outs), vec![("c".into(), Message::VoteResponse { term: 1, granted: false, pre_vote: false })]);
+    let outs = r.step(ms(202), "b", vote(1));
+    assert_eq!(sends(&outs), vec![("b".into(), granted(1))], "a repeated request from the same candidate is granted again");
+    assert!(!outs.iter().any(|o| matches!(o, Output::Persist(_))), "nothing new to persist");
+}
+
+#[test]
+fn test_5_2_a_candidate_that_hears_from_the_leader_of_its_term_follows_it() {
+    let mut r = node("a", 3);
+    r.tick(ms(400));
+    r.step(ms(401), "b", Message::Heartbeat { term: 1, seq: 1 });
+    assert_eq!((r.role(), r.term(), r.leader().map(String::as_str)), (Role::Follower, 1, Some("b")));
+}
+
+#[test]
+fn test_5_2_a_split_vote_times_out_and_a_new_election_starts_in_the_next_term() {
+    let mut r = node("a", 3);
+    r.tick(ms(400));
+    let deadline = r.next_deadline().unwrap();
+    r.tick(deadline);
+    assert_eq!((r.role(), r.term()), (Role::Candidate, 2));
+}
+
+#[test]
+fn test_5_2_a_leader_sends_heartbeats_every_interval() {
+    let mut r = node("a", 3);
+    elect(&mut r, ms(400));
+    assert_eq!(r.next_deadline(), Some(ms(450)));
+    assert!(sends(&r.tick(ms(449))).is_empty());
+    for (i, seq) in (2..6).enumerate() {
+        let at = ms(450 + 50 * i as u64);
+        // keep a majority answering so check-quorum does not step it down
+        r.step(at, "b", Message::HeartbeatResponse { term: 1, seq: seq - 1 });
+        let hb = sends(&r.tick(at));
+        assert_eq!(hb.len(), 2);
+        assert!(hb.iter().all(|(_, m)| *m == Message::Heartbeat { term: 1, seq }));
+    }
+}
+
+#[test]
+fn test_5_2_a_one_member_group_elects_itself_and_holds_a_lease() {
+    let cfg = Config::new("a", ["a"], Timing::default(), 0).unwrap();
+    let mut r = Raft::new(cfg, HardState::default());
+    r.tick(ms(0));
+    r.tick(ms(300));
+    assert_eq!(r.role(), Role::Leader);
+    assert!(r.is_leader(ms(300)));
+    assert_eq!(r.fencing_token(ms(300)), Some(1));
+}
+
+// ----- persistence -----------------------------------------------------------------------------
+
+#[test]
+fn test_persist_comes_before_every_send_that_depends_on_it() {
+    let mut r = node("a", 3);
+    let outs = r.step(ms(200), "b", vote(3));
+    let persist = outs.iter().position(|o| matches!(o, Output::Persist(_))).unwrap();
+    let reply = outs.iter().position(|o| matches!(o, Output::Send { .. })).unwrap();
+    assert!(persist < reply);
+    assert_eq!(outs[persist], Output::Persist(HardState { term: 3, voted_for: Some("b".into()) }));
+}
+
+#[test]
+fn test_a_restarted_node_keeps_its_vote_for_the_term() {
+    let hard = HardState { term: 3, voted_for: Some("b".into()) };
+    let mut r = node_with("a", 3, timing(false, true), hard);
+    let outs = r.step(ms(200), "c", vote(3));
+    assert_eq!(sends(&outs), vec![("c".into(), Message::VoteResponse { term: 3, granted: false, pre_vote: false })]);
+}
+
+#[test]
+fn test_a_restarted_node_grants_no_vote_within_the_minimum_election_timeout() {
+    let cfg = Config::new("a", IDS[..3].iter().copied(), timing(false, true), 1).unwrap();
+    let mut r = Raft::new(cfg, HardState { term: 2, voted_for: None });
+    assert!(sends(&r.step(ms(1_000), "b", vote(3))).is_empty(), "booted at 1.0 s: silent until 1.15 s");
+    assert!(r.campaign(ms(1_100)).is_empty(), "nor does it vote for itself");
+    assert_eq!(sends(&r.step(ms(1_150), "b", vote(3))), vec![("b".into(), granted(3))]);
+}
+
+// ----- thesis 9.6 pre-vote ---------------------------------------------------------------------
+
+#[test]
+fn test_9_6_a_pre_candidate_asks_for_the_next_term_without_raising_its_own() {
+    let mut r = node_with("a", 3, timing(true, true), HardState::default());
+    let outs = r.tick(ms(400));
+    assert_eq!((r.role(), r.term()), (Role::PreCandidate, 0));
+    assert!(!outs.iter().any(|o| matches!(o, Output::Persist(_))), "nothing durable changes");
+    assert!(sends(&outs).iter().all(|(_, m)| *m == Message::Vote { term: 1, pre_vote: true, transfer: false }));
+}
+
+#[test]
+fn test_9_6_a_pre_vote_is_granted_without_changing_the_voter() {
+    let mut r = node_with("b", 3, timing(true, true), HardState::default());
+    let outs = r.step(ms(200), "a", Message::Vote { term: 1, pre_vote: true, transfer: false });
+    assert_eq!(sends(&outs), vec![("a".into(), Message::VoteResponse { term: 1, granted: true, pre_vote: true })]);
+    assert_eq!(r.hard_state(), HardState::default());
+    assert!(outs.iter().all(|o| matches!(o, Output::Send { .. })));
+}
+
+#[test]
+fn test_9_6_a_majority_of_pre_votes_starts_the_real_election() {
+    let mut r = node_with("a", 3, timing(true, true), HardState::default());
+    r.tick(ms(400));
+    let outs = r.step(ms(401), "b", Message::VoteResponse { term: 1, granted: true, pre_vote: true });
+    assert_eq!((r.role(), r.term()), (Role::Candidate, 1));
+    assert!(sends(&outs).iter().all(|(_, m)| *m == vote(1)));
+}
+
+#[test]
+fn test_9_6_a_rejected_pre_candidate_keeps_its_term_and_follows_again() {
+    let mut r = node_with("a", 3, timing(true, true), HardState::default());
+    r.tick(ms(400));
+    for p in ["b", "c"] {
+        r.step(ms(401), p, Message::VoteResponse { term: 0, granted: false, pre_vote: true });
+    }
+    assert_eq!((r.role(), r.term()), (Role::Follower, 0));
+}
+
+// ----- thesis 4.2.3 disruptive servers and 3.10 leadership transfer -----------------------------
+
+#[test]
+fn test_4_2_3_a_follower_that_heard_from_its_leader_ignores_higher_term_candidates() {
+    let mut r = node("b", 3);
+    r.step(ms(10), "a", Message::Heartbeat { term: 1, seq: 1 });
+    let outs = r.step(ms(100), "c", vote(2));
+    assert!(outs.is_empty(), "no reply and no term change within 150 ms of the heartbeat");
+    assert_eq!(r.term(), 1);
+    let outs = r.step(ms(100), "c", Message::Vote { term: 2, pre_vote: true, transfer: false });
+    assert!(outs.is_empty(), "pre-votes too");
+    let outs = r.step(ms(160), "c", vote(2));
+    assert_eq!(sends(&outs), vec![("c".into(), granted(2))], "after the lease it votes again");
+}
+
+#[test]
+fn test_4_2_3_a_transfer_vote_is_granted_despite_the_leaders_lease() {
+    let mut r = node("b", 3);
+    r.step(ms(10), "a", Message::Heartbeat { term: 1, seq: 1 });
+    let outs = r.step(ms(20), "c", Message::Vote { term: 2, pre_vote: false, transfer: true });
+    assert_eq!(sends(&outs), vec![("c".into(), granted(2))]);
+}
+
+#[test]
+fn test_3_10_timeout_now_starts_a_transfer_campaign_at_once_skipping_pre_vote() {
+    let mut r = node_with("b", 3, timing(true, true), HardState::default());
+    r.step(ms(10), "a", Message::Heartbeat { term: 1, seq: 1 });
+    let outs = r.step(ms(20), "a", Message::TimeoutNow { term: 1 });
+    assert_eq!((r.role(), r.term()), (Role::Candidate, 2));
+    assert!(sends(&outs).iter().all(|(_, m)| *m == Message::Vote { term: 2, pre_vote: false, transfer: true }));
+}
+
+#[test]
+fn test_3_10_resign_steps_down_first_and_hands_off_to_the_most_caught_up_peer() {
+    let mut r = node("a", 5);
+    elect(&mut r, ms(400));
+    r.step(ms(401), "d", Message::HeartbeatResponse { term: 1, seq: 1 });
+    r.tick(ms(450));
+    r.step(ms(451), "e", Message::HeartbeatResponse { term: 1, seq: 2 });
+    let outs = r.resign(ms(452));
+    assert_eq!(r.role(), Role::Follower);
+    assert!(!r.is_leader(ms(452)));
+    assert_eq!(events(&outs)[0], EventKind::Demoted);
+    assert_eq!(sends(&outs), vec![("e".into(), Message::TimeoutNow { term: 1 })]);
+}
+
+#[test]
+fn test_3_10_transfer_leadership_refuses_unknown_peers_and_non_leaders() {
+    let mut r = node("a", 3);
+    assert_eq!(r.transfer_leadership(ms(1), "z"), Err(TransferError::UnknownPeer("z".into())));
+    assert_eq!(r.transfer_leadership(ms(1), "b"), Err(TransferError::NotLeader));
+    elect(&mut r, ms(400));
+    let outs = r.transfer_leadership(ms(401), "c").unwrap();
+    assert_eq!(sends(&outs), vec![("c".into(), Message::TimeoutNow { term: 1 })]);
+    assert!(r.resign(ms(402)).is_empty(), "no longer leader: nothing to resign");
+}
+
+// ----- thesis 6.2 check-quorum and 6.4 leases ----------------------------------------------------
+
+#[test]
+fn test_6_2_a_leader_that_hears_from_no_majority_steps_down_after_the_minimum_timeout() {
+    let mut r = node("a", 3);
+    elect(&mut r, ms(400));
+    let mut now = ms(400);
+    while r.role() == Role::Leader && now < ms(1_000) {
+        now = r.next_deadline().unwrap();
+        r.tick(now);
+    }
+    assert_eq!(r.role(), Role::Follower);
+    assert_eq!(now, ms(550), "steps down exactly election_timeout[0] after its last quorum contact");
+}
+
+#[test]
+fn test_6_2_without_check_quorum_a_silent_leader_stays_leader_but_loses_its_lease() {
+    let mut r = node_with("a", 3, timing(false, false), HardState::default());
+    elect(&mut r, ms(400));
+    r.step(ms(401), "b", Message::HeartbeatResponse { term: 1, seq: 1 });
+    assert!(r.is_leader(ms(401)));
+    r.tick(ms(2_000));
+    assert_eq!(r.role(), Role::Leader);
+    assert!(!r.is_leader(ms(2_000)));
+}
+
+#[test]
+fn test_6_4_the_lease_runs_from_the_send_time_of_a_round_a_majority_acknowledged() {
+    let mut r = node("a", 3);
+    elect(&mut r, ms(400)); // round 1 sent at 400 ms
+    assert!(!r.is_leader(ms(400)), "no lease before a majority acknowledges a round");
+    assert_eq!(r.fencing_token(ms(400)), None);
+    r.step(ms(430), "b", Message::HeartbeatResponse { term: 1, seq: 1 });
+    // 400 ms + 150 ms * (1 - 0.05) = 542.5 ms, measured from the send, not the ack.
+    assert_eq!(r.lease_expiry(), Some(Duration::from_micros(542_500)));
+    assert!(r.is_leader(ms(542)));
+    assert_eq!(r.fencing_token(ms(542)), Some(1));
+    assert!(!r.is_leader(Duration::from_micros(542_500)));
+}
+
+#[test]
+fn test_6_4_an_ack_of_an_older_round_never_shortens_the_lease() {
+    let mut r = node("a", 3);
+    elect(&mut r, ms(400));
+    r.tick(ms(450)); // round 2
+    r.step(ms(451), "b", Message::HeartbeatResponse { term: 1, seq: 2 });
+    let expiry = r.lease_expiry();
+    r.step(ms(452), "c", Message::HeartbeatResponse { term: 1, seq: 1 });
+    assert_eq!(r.lease_expiry(), expiry);
+}
+
+#[test]
+fn test_6_4_a_node_inside_a_lease_refuses_to_campaign() {
+    let mut r = node("b", 3);
+    r.step(ms(10), "a", Message::Heartbeat { term: 1, seq: 1 });
+    assert!(r.campaign(ms(100)).is_empty());
+    assert_eq!(r.role(), Role::Follower);
+    r.campaign(ms(170));
+    assert_eq!(r.role(), Role::Candidate);
+}
+
+// ----- robustness ----------------------------------------------------------------------------
+
+#[test]
+fn test_messages_from_non_members_and_from_itself_are_ignored() {
+    let mut r = node("a", 3);
+    assert!(r.step(ms(10), "mallory", vote(9)).is_empty());
+    assert!(r.step(ms(10), "a", vote(9)).is_empty());
+    assert_eq!(r.term(), 0);
+}
+
+#[test]
+fn test_elected_and_demoted_alternate_across_leaderships() {
+    let mut r = node("a", 3);
+    let mut kinds = Vec::new();
+    let mut now = ms(0);
+    for _ in 0..5 {
+        now += ms(400);
+        kinds.extend(events(&r.tick(now)));
+        let term = r.term();
+        kinds.extend(events(&r.step(now, "b", granted(term))));
+        now += ms(400); // silence: check-quorum steps it down
+        kinds.extend(events(&r.tick(now)));
+    }
+    let alternating: Vec<_> = kinds.into_iter().filter(|k| matches!(k, EventKind::Elected | EventKind::Demoted)).collect();
+    assert_eq!(alternating.len(), 10);
+    for pair in alternating.chunks(2) {
+        assert_eq!(pair, [EventKind::Elected, EventKind::Demoted]);
+    }
+}
+
+#[test]
+fn test_time_that_steps_back_is_treated_as_standing_still() {
+    let mut r = node("a", 3);
+    r.tick(ms(400));
+    let term = r.term();
+    r.tick(ms(100));
+    assert_eq!(r.term(), term);
+}

@@ -1,0 +1,150 @@
+//! The safety checker: watches every engine call of a simulation and records the first violation of
+//! the guarantees in API.md. It judges from outside the engines, in virtual time.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::engine::{HardState, NodeId, Term};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    /// Virtual seconds.
+    pub at: f64,
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at {:.6}s: {}", self.at, self.message)
+    }
+}
+
+/// A node's current `is_leader` interval in virtual nanoseconds: `[.., end)`.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    term: Term,
+    end: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Checker {
+    ids: Vec<NodeId>,
+    leaders_by_term: BTreeMap<Term, usize>,
+    last_term: Vec<Term>,
+    persisted: Vec<HardState>,
+    leases: Vec<Option<Lease>>,
+    /// Highest fencing token handed out so far, and the node whose leadership holds it.
+    max_token: Option<(Term, usize)>,
+    /// Off while clock rates differ by more than the drift bound, where the lease promises nothing.
+    pub lease_check: bool,
+    first: Option<Violation>,
+}
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+impl Checker {
+    pub fn new(ids: Vec<NodeId>) -> Checker {
+        let n = ids.len();
+        Checker {
+            ids,
+            leaders_by_term: BTreeMap::new(),
+            last_term: vec![0; n],
+            persisted: vec![HardState::default(); n],
+            leases: vec![None; n],
+            max_token: None,
+            lease_check: true,
+            first: None,
+        }
+    }
+
+    pub fn violation(&self) -> Option<&Violation> {
+        self.first.as_ref()
+    }
+
+    fn fail(&mut self, now: u64, message: String) {
+        if self.first.is_none() {
+            self.first = Some(Violation { at: secs(now), message });
+        }
+    }
+
+    /// Durable state: term never decreases, and a vote once cast in a term is never changed.
+    pub fn on_persist(&mut self, now: u64, node: usize, hard: &HardState) {
+        let prev = &self.persisted[node];
+        if hard.term < prev.term {
+            let m = format!("{} persisted term {} after term {}", self.ids[node], hard.term, prev.term);
+            self.fail(now, m);
+        } else if hard.term == prev.term && prev.voted_for.is_some() && hard.voted_for != prev.voted_for {
+            let m = format!(
+                "{} voted twice in term {}: for {:?}, then for {:?}",
+                self.ids[node], hard.term, prev.voted_for, hard.voted_for
+            );
+            self.fail(now, m);
+        }
+        self.persisted[node] = hard.clone();
+    }
+
+    /// At most one leader per term.
+    pub fn on_elected(&mut self, now: u64, node: usize, term: Term) {
+        if let Some(&other) = self.leaders_by_term.get(&term) {
+            if other != node {
+                let m = format!("two leaders in term {term}: {} and {}", self.ids[other], self.ids[node]);
+                self.fail(now, m);
+            }
+        }
+        self.leaders_by_term.insert(term, node);
+    }
+
+    pub fn on_crash(&mut self, node: usize) {
+        self.leases[node] = None;
+    }
+
+    /// Called after every engine call on `node`: its term, and when it `is_leader`, the virtual
+    /// instant its lease ends.
+    pub fn observe(&mut self, now: u64, node: usize, term: Term, lease_end: Option<u64>) {
+        if term < self.last_term[node] {
+            let m = format!("{} went from term {} back to term {term}", self.ids[node], self.last_term[node]);
+            self.fail(now, m);
+        }
+        self.last_term[node] = term;
+
+        let Some(end) = lease_end.filter(|end| *end > now) else {
+            self.leases[node] = None;
+            return;
+        };
+        if self.lease_check {
+            let clash = self
+                .leases
+                .iter()
+                .enumerate()
+                .find(|(other, l)| *other != node && l.is_some_and(|l| l.end > now))
+                .map(|(other, l)| (other, l.expect("found only when set")));
+            if let Some((other, l)) = clash {
+                let m = format!(
+                    "two nodes report is_leader at once: {} (term {}, lease until {:.6}s) and {} (term {term})",
+                    self.ids[other],
+                    l.term,
+                    secs(l.end),
+                    self.ids[node]
+                );
+                self.fail(now, m);
+            }
+        }
+        let continuing = self.leases[node].is_some_and(|l| l.term == term && l.end > now);
+        if !continuing {
+            // A leadership (re)starts handing out its token: it must exceed every earlier one.
+            match self.max_token {
+                Some((max, holder)) if term < max || (term == max && holder != node) => {
+                    let m = format!(
+                        "fencing token {term} of {} does not exceed token {max} already given by {}",
+                        self.ids[node], self.ids[holder]
+                    );
+                    self.fail(now, m);
+                }
+                _ => self.max_token = Some((term, node)),
+            }
+        }
+        self.leases[node] = Some(Lease { term, end });
+    }
+}

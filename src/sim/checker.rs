@@ -148,3 +148,93 @@ impl Checker {
         self.leases[node] = Some(Lease { term, end });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checker() -> Checker {
+        Checker::new(vec!["a".into(), "b".into(), "c".into()])
+    }
+
+    fn hard(term: Term, voted_for: Option<&str>) -> HardState {
+        HardState { term, voted_for: voted_for.map(Into::into) }
+    }
+
+    #[test]
+    fn two_leaders_in_one_term_is_a_violation() {
+        let mut c = checker();
+        c.on_elected(10, 0, 3);
+        c.on_elected(20, 0, 3);
+        assert!(c.violation().is_none(), "the same node twice is one leader");
+        c.on_elected(30, 1, 3);
+        assert!(c.violation().unwrap().message.contains("two leaders in term 3"));
+    }
+
+    #[test]
+    fn overlapping_leases_are_a_violation_and_disjoint_ones_are_not() {
+        let mut c = checker();
+        c.observe(0, 0, 1, Some(100));
+        c.observe(100, 1, 2, Some(200));
+        assert!(c.violation().is_none(), "a lease ends where the next begins");
+        c.observe(150, 2, 3, Some(300));
+        assert!(c.violation().unwrap().message.contains("two nodes report is_leader at once"));
+    }
+
+    #[test]
+    fn a_step_down_ends_the_lease_early() {
+        let mut c = checker();
+        c.observe(0, 0, 1, Some(1_000));
+        c.observe(10, 0, 1, None);
+        c.observe(20, 1, 2, Some(500));
+        assert!(c.violation().is_none());
+    }
+
+    #[test]
+    fn a_fencing_token_that_does_not_increase_is_a_violation() {
+        let mut c = checker();
+        c.observe(0, 0, 5, Some(100));
+        c.observe(200, 1, 4, Some(300));
+        assert!(c.violation().unwrap().message.contains("fencing token 4"));
+    }
+
+    #[test]
+    fn one_leadership_renewing_its_lease_keeps_its_token() {
+        let mut c = checker();
+        c.observe(0, 0, 5, Some(100));
+        c.observe(50, 0, 5, Some(150));
+        c.observe(200, 0, 5, Some(300)); // lapsed and regained, still the newest leadership
+        assert!(c.violation().is_none());
+    }
+
+    #[test]
+    fn changing_a_vote_within_a_term_is_a_violation() {
+        let mut c = checker();
+        c.on_persist(0, 0, &hard(2, None));
+        c.on_persist(1, 0, &hard(2, Some("b")));
+        assert!(c.violation().is_none(), "a first vote in a term is fine");
+        c.on_persist(2, 0, &hard(2, Some("c")));
+        assert!(c.violation().unwrap().message.contains("voted twice in term 2"));
+    }
+
+    #[test]
+    fn a_term_that_goes_back_is_a_violation() {
+        let mut c = checker();
+        c.observe(0, 2, 4, None);
+        c.observe(1, 2, 3, None);
+        assert!(c.violation().unwrap().message.contains("back to term 3"));
+        let mut c = checker();
+        c.on_persist(0, 1, &hard(4, None));
+        c.on_persist(1, 1, &hard(3, None));
+        assert!(c.violation().unwrap().message.contains("persisted term 3"));
+    }
+
+    #[test]
+    fn only_the_first_violation_is_kept() {
+        let mut c = checker();
+        c.on_elected(10, 0, 1);
+        c.on_elected(20, 1, 1);
+        c.on_elected(30, 2, 1);
+        assert!(c.violation().unwrap().message.contains("a and b"));
+    }
+}

@@ -61,7 +61,7 @@ pub fn run_schedule(seed: u64) -> ScheduleOutcome {
         faults_applied += 1;
         let id = pick(&mut rng);
         let up = sim.is_up(&id).expect("member");
-        match rng.random_range(0..10) {
+        match rng.random_range(0..12) {
             0 => {
                 let mut groups = vec![Vec::new(), Vec::new()];
                 for m in &ids {
@@ -80,6 +80,18 @@ pub fn run_schedule(seed: u64) -> ScheduleOutcome {
             6 => sim.set_duplicate_rate(rng.random_range(0.0..0.3)).expect("rate"),
             7 => sim.set_clock_rate(&id, rng.random_range(1.0..1.0 + drift)).expect("rate"),
             8 => sim.isolate(&id).expect("member"),
+            10 => {
+                // One link cut, the others kept: partitions need not be transitive.
+                let other = pick(&mut rng);
+                if other != id {
+                    sim.faults_mut(&id).expect("member").partition([other]);
+                }
+            }
+            9 if up => {
+                // A process restart: back at once, inside any lease it had granted.
+                sim.crash(&id).expect("up");
+                sim.restart(&id).expect("down");
+            }
             _ => {
                 // Faults may come back to back: a leader may fall just as another is elected.
                 let leader = sim.leader().cloned();

@@ -382,7 +382,7 @@ impl Raft {
     }
 
     fn handle_heartbeat(&mut self, now: Duration, from: &str, seq: u64) {
-        self.set_leader(Some(from.to_string()));
+        self.enter(self.term, Some(from.to_string()));
         self.leader_contact_at = Some(now);
         self.reset_election_timer(now);
         self.send(from, Message::HeartbeatResponse { term: self.term, seq });
@@ -441,20 +441,19 @@ impl Raft {
             self.leadership = None;
             self.emit(EventKind::Demoted);
         }
-        self.set_term(term);
         self.role = Role::Follower;
         self.votes.clear();
         if leader.is_some() {
             self.leader_contact_at = Some(now);
         }
-        self.set_leader(leader);
+        self.enter(term, leader);
         self.reset_election_timer(now);
     }
 
     fn become_pre_candidate(&mut self, now: Duration) {
         assert_ne!(self.role, Role::Leader, "a leader never pre-campaigns");
         self.role = Role::PreCandidate;
-        self.set_leader(None);
+        self.enter(self.term, None);
         self.reset_election_timer(now);
         self.votes.clear();
         self.votes.insert(self.cfg.id.clone(), true);
@@ -465,10 +464,9 @@ impl Raft {
 
     fn become_candidate(&mut self, now: Duration, transfer: bool) {
         assert_ne!(self.role, Role::Leader, "a leader never campaigns");
-        self.set_term(self.term + 1);
-        self.voted_for = Some(self.cfg.id.clone());
         self.role = Role::Candidate;
-        self.set_leader(None);
+        self.enter(self.term + 1, None);
+        self.voted_for = Some(self.cfg.id.clone());
         self.reset_election_timer(now);
         self.emit(EventKind::ElectionStarted);
         self.votes.clear();
@@ -566,21 +564,24 @@ impl Raft {
         self.election_deadline = now + timeout;
     }
 
-    fn set_term(&mut self, term: Term) {
+    /// Moves to `term` (never back) following `leader`, then reports what changed: the term first,
+    /// then the leader, each event already carrying both new values.
+    fn enter(&mut self, term: Term, leader: Option<NodeId>) {
         assert!(term >= self.term, "term never decreases ({} -> {term})", self.term);
-        if term > self.term {
+        let term_changed = term > self.term;
+        let leader_changed = self.leader != leader;
+        if term_changed {
             self.term = term;
             self.voted_for = None;
+        }
+        if leader.is_none() {
+            self.leader_contact_at = None;
+        }
+        self.leader = leader;
+        if term_changed {
             self.emit(EventKind::TermChanged);
         }
-    }
-
-    fn set_leader(&mut self, leader: Option<NodeId>) {
-        if self.leader != leader {
-            if leader.is_none() {
-                self.leader_contact_at = None;
-            }
-            self.leader = leader;
+        if leader_changed {
             self.emit(EventKind::LeaderChanged);
         }
     }

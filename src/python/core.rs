@@ -1,0 +1,136 @@
+//! `quorate.Core`: the sans-IO Raft engine itself, driven by hand from Python.
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use super::convert::{config_err, config_error, message_from_py, outputs_to_py, secs, timing, NotLeaderError};
+use crate::engine::{Config, HardState, Raft, TransferError};
+
+#[pyclass(name = "Core", module = "quorate")]
+pub struct PyCore {
+    raft: Raft,
+    /// The latest `now` passed in: time given to the engine must never go back.
+    last_now: Option<Duration>,
+}
+
+impl PyCore {
+    fn now(&mut self, now: f64) -> PyResult<Duration> {
+        let now = secs("now", now)?;
+        if let Some(last) = self.last_now.filter(|last| now < *last) {
+            return Err(config_err(format!(
+                "now: time went backwards ({} after {})",
+                now.as_secs_f64(),
+                last.as_secs_f64()
+            )));
+        }
+        self.last_now = Some(now);
+        Ok(now)
+    }
+}
+
+#[pymethods]
+impl PyCore {
+    #[new]
+    #[pyo3(signature = (node_id, members, *, algorithm = "raft", election_timeout = (0.15, 0.30),
+        heartbeat_interval = 0.05, pre_vote = true, check_quorum = true, max_clock_drift = 0.05,
+        seed = 0, term = 0, voted_for = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        node_id: String,
+        members: &Bound<'_, PyAny>,
+        algorithm: &str,
+        election_timeout: (f64, f64),
+        heartbeat_interval: f64,
+        pre_vote: bool,
+        check_quorum: bool,
+        max_clock_drift: f64,
+        seed: u64,
+        term: i64,
+        voted_for: Option<String>,
+    ) -> PyResult<Self> {
+        let members = super::convert::members_from_py(members)?;
+        let timing = timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
+        let cfg = Config::new(node_id, members, timing, seed).map_err(config_error)?;
+        let term = u64::try_from(term).map_err(|_| config_err(format!("term: must be >= 0, got {term}")))?;
+        if let Some(v) = voted_for.as_ref().filter(|v| !cfg.members.contains(v)) {
+            return Err(config_err(format!("voted_for: {v:?} is not one of the members")));
+        }
+        Ok(PyCore { raft: Raft::new(cfg, HardState { term, voted_for }), last_now: None })
+    }
+
+    /// Fires due timers; the first call starts the clock.
+    fn tick<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
+        let now = self.now(now)?;
+        outputs_to_py(py, self.raft.tick(now))
+    }
+
+    fn step<'py>(
+        &mut self,
+        py: Python<'py>,
+        now: f64,
+        sender: &str,
+        message: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        if sender == self.raft.id() || !self.raft.config().members.iter().any(|m| m == sender) {
+            return Err(config_err(format!("sender: {sender:?} is not a peer of {:?}", self.raft.id())));
+        }
+        let message = message_from_py(message)?;
+        let now = self.now(now)?;
+        outputs_to_py(py, self.raft.step(now, sender, message))
+    }
+
+    fn campaign<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
+        let now = self.now(now)?;
+        outputs_to_py(py, self.raft.campaign(now))
+    }
+
+    fn resign<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
+        let now = self.now(now)?;
+        outputs_to_py(py, self.raft.resign(now))
+    }
+
+    fn transfer_leadership<'py>(&mut self, py: Python<'py>, now: f64, to: &str) -> PyResult<Bound<'py, PyList>> {
+        let now = self.now(now)?;
+        match self.raft.transfer_leadership(now, to) {
+            Ok(outputs) => outputs_to_py(py, outputs),
+            Err(TransferError::NotLeader) => Err(NotLeaderError::new_err(format!("{:?} is not the leader", self.raft.id()))),
+            Err(e @ TransferError::UnknownPeer(_)) => Err(config_err(format!("to: {e}"))),
+        }
+    }
+
+    fn next_deadline(&self) -> Option<f64> {
+        self.raft.next_deadline().map(|d| d.as_secs_f64())
+    }
+
+    fn is_leader(&self, now: f64) -> PyResult<bool> {
+        Ok(self.raft.is_leader(secs("now", now)?))
+    }
+
+    fn fencing_token(&self, now: f64) -> PyResult<Option<u64>> {
+        Ok(self.raft.fencing_token(secs("now", now)?))
+    }
+
+    #[getter]
+    fn node_id(&self) -> String {
+        self.raft.id().clone()
+    }
+
+    #[getter]
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.raft.state();
+        let d = PyDict::new(py);
+        d.set_item("role", s.role.name())?;
+        d.set_item("term", s.term)?;
+        d.set_item("voted_for", s.voted_for)?;
+        d.set_item("leader", s.leader)?;
+        d.set_item("lease_expiry", s.lease_expiry.map(|e| e.as_secs_f64()))?;
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        let s = self.raft.state();
+        format!("Core(node_id={:?}, role={:?}, term={})", self.raft.id(), s.role.name(), s.term)
+    }
+}

@@ -1,0 +1,69 @@
+//! `quorate.Event`: one leadership event, from a simulation or (later) a live node.
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::sim::SimEvent;
+
+#[pyclass(name = "Event", module = "quorate", frozen, eq, from_py_object)]
+#[derive(Clone, PartialEq)]
+pub struct PyEvent {
+    #[pyo3(get)]
+    pub kind: String,
+    #[pyo3(get)]
+    pub node_id: String,
+    #[pyo3(get)]
+    pub term: u64,
+    #[pyo3(get)]
+    pub leader: Option<String>,
+    #[pyo3(get)]
+    pub fencing_token: Option<u64>,
+    /// Seconds: virtual time in a simulation, `time.monotonic()` for a live node.
+    #[pyo3(get)]
+    pub at: f64,
+    /// Seconds: virtual time in a simulation, `time.time()` for a live node.
+    #[pyo3(get)]
+    pub wall: f64,
+}
+
+impl PyEvent {
+    pub fn from_sim(e: &SimEvent) -> PyEvent {
+        let at = e.at.as_secs_f64();
+        PyEvent {
+            kind: e.kind.name().to_string(),
+            node_id: e.node.clone(),
+            term: e.term,
+            leader: e.leader.clone(),
+            fencing_token: e.fencing_token,
+            at,
+            wall: at,
+        }
+    }
+}
+
+#[pymethods]
+impl PyEvent {
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("kind", &self.kind)?;
+        d.set_item("node_id", &self.node_id)?;
+        d.set_item("term", self.term)?;
+        d.set_item("leader", &self.leader)?;
+        d.set_item("fencing_token", self.fencing_token)?;
+        d.set_item("at", self.at)?;
+        d.set_item("wall", self.wall)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Event(kind={:?}, node_id={:?}, term={}, leader={}, fencing_token={}, at={:.6})",
+            self.kind,
+            self.node_id,
+            self.term,
+            self.leader.as_ref().map_or("None".to_string(), |l| format!("{l:?}")),
+            self.fencing_token.map_or("None".to_string(), |t| t.to_string()),
+            self.at
+        )
+    }
+}

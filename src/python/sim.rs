@@ -1,0 +1,230 @@
+//! `quorate.Simulation` and `failover_trials`: the deterministic simulator from Python.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use super::convert::{config_err, config_error, members_from_py, secs, timing, SafetyViolation};
+use super::event::PyEvent;
+use crate::sim::{self, SimConfig, Simulation};
+
+fn sim_config(
+    members: &Bound<'_, PyAny>,
+    algorithm: &str,
+    seed: u64,
+    election_timeout: (f64, f64),
+    heartbeat_interval: f64,
+    latency: (f64, f64),
+    drop_rate: f64,
+    duplicate_rate: f64,
+    pre_vote: bool,
+    check_quorum: bool,
+    max_clock_drift: f64,
+) -> PyResult<SimConfig> {
+    let members = members_from_py(members)?;
+    let timing = timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
+    Ok(SimConfig {
+        timing,
+        latency: (secs("latency", latency.0)?, secs("latency", latency.1)?),
+        drop_rate,
+        duplicate_rate,
+        ..SimConfig::new(members, seed)
+    })
+}
+
+#[pyclass(name = "Simulation", module = "quorate")]
+pub struct PySimulation {
+    sim: Simulation,
+}
+
+#[pymethods]
+impl PySimulation {
+    #[new]
+    #[pyo3(signature = (members = None, *, algorithm = "raft", seed = 0, election_timeout = (0.15, 0.30),
+        heartbeat_interval = 0.05, latency = (0.0005, 0.002), drop_rate = 0.0, duplicate_rate = 0.0,
+        pre_vote = true, check_quorum = true, max_clock_drift = 0.05))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        members: Option<&Bound<'_, PyAny>>,
+        algorithm: &str,
+        seed: u64,
+        election_timeout: (f64, f64),
+        heartbeat_interval: f64,
+        latency: (f64, f64),
+        drop_rate: f64,
+        duplicate_rate: f64,
+        pre_vote: bool,
+        check_quorum: bool,
+        max_clock_drift: f64,
+    ) -> PyResult<Self> {
+        let five = 5i64.into_pyobject(py)?.into_any();
+        let members = members.unwrap_or(&five);
+        let cfg = sim_config(
+            members, algorithm, seed, election_timeout, heartbeat_interval, latency, drop_rate, duplicate_rate,
+            pre_vote, check_quorum, max_clock_drift,
+        )?;
+        Ok(PySimulation { sim: Simulation::new(cfg).map_err(config_error)? })
+    }
+
+    /// Virtual seconds since the simulation began.
+    #[getter]
+    fn now(&self) -> f64 {
+        self.sim.now().as_secs_f64()
+    }
+
+    #[getter]
+    fn members(&self) -> Vec<String> {
+        self.sim.members().to_vec()
+    }
+
+    fn run_for(&mut self, py: Python<'_>, seconds: f64) -> PyResult<()> {
+        let span = secs("seconds", seconds)?;
+        py.detach(|| self.sim.run_for(span));
+        Ok(())
+    }
+
+    fn run_until_leader(&mut self, py: Python<'_>, timeout: f64) -> PyResult<Option<String>> {
+        let span = secs("timeout", timeout)?;
+        Ok(py.detach(|| self.sim.run_until_leader(span)))
+    }
+
+    /// The leader every live node agrees on, or None.
+    fn leader(&self) -> Option<String> {
+        self.sim.leader().cloned()
+    }
+
+    fn crash(&mut self, id: &str) -> PyResult<()> {
+        self.sim.crash(id).map_err(config_error)
+    }
+
+    fn restart(&mut self, id: &str) -> PyResult<()> {
+        self.sim.restart(id).map_err(config_error)
+    }
+
+    #[pyo3(signature = (*groups))]
+    fn partition(&mut self, groups: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let mut parsed = Vec::with_capacity(groups.len());
+        for g in groups.iter() {
+            if g.is_instance_of::<pyo3::types::PyString>() {
+                return Err(config_err("partition: each group is a list of node ids, e.g. partition(['n1'], ['n2', 'n3'])"));
+            }
+            parsed.push(
+                g.extract::<Vec<String>>()
+                    .map_err(|_| config_err("partition: each group is a list of node ids"))?,
+            );
+        }
+        self.sim.partition(&parsed).map_err(config_error)
+    }
+
+    fn isolate(&mut self, id: &str) -> PyResult<()> {
+        self.sim.isolate(id).map_err(config_error)
+    }
+
+    /// Clears partitions and per-node link faults; clock rates and network rates stay.
+    fn heal(&mut self) {
+        self.sim.heal();
+    }
+
+    fn pause(&mut self, id: &str, seconds: f64) -> PyResult<()> {
+        let span = secs("seconds", seconds)?;
+        self.sim.pause(id, span).map_err(config_error)
+    }
+
+    fn resume(&mut self, id: &str) -> PyResult<()> {
+        self.sim.resume(id).map_err(config_error)
+    }
+
+    fn set_clock_rate(&mut self, id: &str, factor: f64) -> PyResult<()> {
+        self.sim.set_clock_rate(id, factor).map_err(config_error)
+    }
+
+    fn set_drop_rate(&mut self, rate: f64) -> PyResult<()> {
+        self.sim.set_drop_rate(rate).map_err(config_error)
+    }
+
+    fn set_duplicate_rate(&mut self, rate: f64) -> PyResult<()> {
+        self.sim.set_duplicate_rate(rate).map_err(config_error)
+    }
+
+    fn status<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.sim.status(id).map_err(config_error)?;
+        let d = PyDict::new(py);
+        d.set_item("node_id", s.node_id)?;
+        d.set_item("role", s.role.map_or("stopped", |r| r.name()))?;
+        d.set_item("term", s.term)?;
+        d.set_item("voted_for", s.voted_for)?;
+        d.set_item("leader", s.leader)?;
+        d.set_item("is_leader", s.is_leader)?;
+        d.set_item("fencing_token", s.fencing_token)?;
+        d.set_item("lease_remaining", s.lease_remaining.map(|r| r.as_secs_f64()))?;
+        d.set_item("up", s.up)?;
+        d.set_item("paused", s.paused)?;
+        d.set_item("clock_rate", s.clock_rate)?;
+        Ok(d)
+    }
+
+    #[getter]
+    fn events(&self) -> Vec<PyEvent> {
+        self.sim.events().iter().map(PyEvent::from_sim).collect()
+    }
+
+    #[getter]
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.sim.stats();
+        let d = PyDict::new(py);
+        d.set_item("messages_sent", s.messages_sent)?;
+        d.set_item("messages_delivered", s.messages_delivered)?;
+        d.set_item("messages_dropped", s.messages_dropped)?;
+        d.set_item("messages_duplicated", s.messages_duplicated)?;
+        d.set_item("elections_started", s.elections_started)?;
+        d.set_item("leaders_elected", s.leaders_elected)?;
+        d.set_item("crashes", s.crashes)?;
+        d.set_item("restarts", s.restarts)?;
+        Ok(d)
+    }
+
+    /// Raises SafetyViolation naming the first violation seen so far.
+    fn check(&self) -> PyResult<()> {
+        self.sim.check().map_err(|v| SafetyViolation::new_err(v.to_string()))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Simulation(members={:?}, now={:.3}, leader={:?})",
+            self.sim.members(),
+            self.sim.now().as_secs_f64(),
+            self.sim.leader()
+        )
+    }
+}
+
+/// Crash the leader at a uniformly random point of its heartbeat interval, `trials` times; each
+/// value is seconds from the crash until every live node knows a new leader (inf if none came).
+#[pyfunction]
+#[pyo3(signature = (trials, members = None, seed = 0, *, algorithm = "raft", election_timeout = (0.15, 0.30),
+    heartbeat_interval = 0.05, latency = (0.0005, 0.002), drop_rate = 0.0, duplicate_rate = 0.0,
+    pre_vote = true, check_quorum = true, max_clock_drift = 0.05))]
+#[allow(clippy::too_many_arguments)]
+pub fn failover_trials(
+    py: Python<'_>,
+    trials: i64,
+    members: Option<&Bound<'_, PyAny>>,
+    seed: u64,
+    algorithm: &str,
+    election_timeout: (f64, f64),
+    heartbeat_interval: f64,
+    latency: (f64, f64),
+    drop_rate: f64,
+    duplicate_rate: f64,
+    pre_vote: bool,
+    check_quorum: bool,
+    max_clock_drift: f64,
+) -> PyResult<Vec<f64>> {
+    let trials = usize::try_from(trials).map_err(|_| config_err(format!("trials: must be >= 0, got {trials}")))?;
+    let five = 5i64.into_pyobject(py)?.into_any();
+    let cfg = sim_config(
+        members.unwrap_or(&five), algorithm, seed, election_timeout, heartbeat_interval, latency, drop_rate,
+        duplicate_rate, pre_vote, check_quorum, max_clock_drift,
+    )?;
+    py.detach(|| sim::failover::failover_trials(trials, &cfg)).map_err(config_error)
+}

@@ -2,10 +2,13 @@
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, final
 
+from typing_extensions import Self
+
+__all__ = ["__version__", "Core", "Simulation", "Event", "failover_trials"]
 __version__: str
 
-Output = Dict[str, Any]
-Message = Dict[str, Any]
+_Output = Dict[str, Any]
+_Message = Dict[str, Any]
 
 @final
 class Event:
@@ -26,15 +29,15 @@ class Event:
     @property
     def wall(self) -> float: ...
     def to_dict(self) -> Dict[str, Any]: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
 
 @final
 class Core:
     """The sans-IO Raft election engine. Every method taking ``now`` returns the outputs to carry
     out, in order: ``persist`` before any ``send`` that depends on it."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         node_id: str,
         members: Sequence[str],
         *,
@@ -47,12 +50,12 @@ class Core:
         seed: int = 0,
         term: int = 0,
         voted_for: Optional[str] = None,
-    ) -> None: ...
-    def tick(self, now: float) -> List[Output]: ...
-    def step(self, now: float, sender: str, message: Message) -> List[Output]: ...
-    def campaign(self, now: float) -> List[Output]: ...
-    def resign(self, now: float) -> List[Output]: ...
-    def transfer_leadership(self, now: float, to: str) -> List[Output]: ...
+    ) -> Self: ...
+    def tick(self, now: float) -> List[_Output]: ...
+    def step(self, now: float, sender: str, message: _Message) -> List[_Output]: ...
+    def campaign(self, now: float) -> List[_Output]: ...
+    def resign(self, now: float) -> List[_Output]: ...
+    def transfer_leadership(self, now: float, to: str) -> List[_Output]: ...
     def next_deadline(self) -> Optional[float]: ...
     def is_leader(self, now: float) -> bool: ...
     def fencing_token(self, now: float) -> Optional[int]: ...
@@ -65,8 +68,8 @@ class Core:
 class Simulation:
     """The same engine in virtual time, deterministic for a given seed and sequence of calls."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         members: Union[int, Sequence[str], None] = None,
         *,
         algorithm: str = "raft",
@@ -79,7 +82,7 @@ class Simulation:
         pre_vote: bool = True,
         check_quorum: bool = True,
         max_clock_drift: float = 0.05,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def now(self) -> float: ...
     @property

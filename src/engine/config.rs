@@ -140,8 +140,8 @@ impl Config {
         seed: u64,
     ) -> Result<Config, ConfigError> {
         let id = id.into();
-        let members = validate_members(members.into_iter().map(Into::into).collect())?;
         validate_node_id("node_id", &id)?;
+        let members = validate_members(members.into_iter().map(Into::into).collect())?;
         if !members.contains(&id) {
             return Err(ConfigError::new(format!("node_id: {id:?} is not one of the members")));
         }

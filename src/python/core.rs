@@ -35,7 +35,8 @@ impl PyCore {
     #[new]
     #[pyo3(signature = (node_id, members, *, algorithm = "raft", election_timeout = (0.15, 0.30),
         heartbeat_interval = 0.05, pre_vote = true, check_quorum = true, max_clock_drift = 0.05,
-        seed = 0, term = 0, voted_for = None))]
+        seed = 0, term = 0, voted_for = None),
+        text_signature = "(node_id, members, *, algorithm='raft', election_timeout=(0.15, 0.3), heartbeat_interval=0.05, pre_vote=True, check_quorum=True, max_clock_drift=0.05, seed=0, term=0, voted_for=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         node_id: String,

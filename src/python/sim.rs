@@ -41,7 +41,8 @@ impl PySimulation {
     #[new]
     #[pyo3(signature = (members = None, *, algorithm = "raft", seed = 0, election_timeout = (0.15, 0.30),
         heartbeat_interval = 0.05, latency = (0.0005, 0.002), drop_rate = 0.0, duplicate_rate = 0.0,
-        pre_vote = true, check_quorum = true, max_clock_drift = 0.05))]
+        pre_vote = true, check_quorum = true, max_clock_drift = 0.05),
+        text_signature = "(members=None, *, algorithm='raft', seed=0, election_timeout=(0.15, 0.3), heartbeat_interval=0.05, latency=(0.0005, 0.002), drop_rate=0.0, duplicate_rate=0.0, pre_vote=True, check_quorum=True, max_clock_drift=0.05)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -203,7 +204,8 @@ impl PySimulation {
 #[pyfunction]
 #[pyo3(signature = (trials, members = None, seed = 0, *, algorithm = "raft", election_timeout = (0.15, 0.30),
     heartbeat_interval = 0.05, latency = (0.0005, 0.002), drop_rate = 0.0, duplicate_rate = 0.0,
-    pre_vote = true, check_quorum = true, max_clock_drift = 0.05))]
+    pre_vote = true, check_quorum = true, max_clock_drift = 0.05),
+    text_signature = "(trials, members=None, seed=0, *, algorithm='raft', election_timeout=(0.15, 0.3), heartbeat_interval=0.05, latency=(0.0005, 0.002), drop_rate=0.0, duplicate_rate=0.0, pre_vote=True, check_quorum=True, max_clock_drift=0.05)")]
 #[allow(clippy::too_many_arguments)]
 pub fn failover_trials(
     py: Python<'_>,

@@ -1,0 +1,159 @@
+"""quorate.Simulation and quorate.sim.failover_trials: the engine in deterministic virtual time."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+
+import quorate
+from quorate import ConfigError, SafetyViolation
+
+
+def agreed_leader(sim):
+    leader = sim.leader()
+    assert leader is not None
+    for m in sim.members:
+        st = sim.status(m)
+        if st["up"]:
+            assert st["leader"] == leader, (m, st)
+    return leader
+
+
+@pytest.mark.parametrize("members", [1, 3, 5])
+def test_a_group_elects_exactly_one_leader_that_every_node_agrees_on(members):
+    sim = quorate.Simulation(members, seed=3)
+    leader = sim.run_until_leader(5.0)
+    assert leader is not None
+    sim.run_for(1.0)
+    assert agreed_leader(sim) == leader
+    leading = [m for m in sim.members if sim.status(m)["is_leader"]]
+    assert leading == [leader]
+    sim.check()
+
+
+def test_named_members_and_the_default_of_five():
+    assert quorate.Simulation(["x", "y", "z"]).members == ["x", "y", "z"]
+    assert quorate.Simulation().members == ["n1", "n2", "n3", "n4", "n5"]
+
+
+def test_same_seed_and_calls_give_the_identical_event_list():
+    def run(seed):
+        sim = quorate.Simulation(5, seed=seed, drop_rate=0.1, duplicate_rate=0.05)
+        leader = sim.run_until_leader(5.0)
+        sim.crash(leader)
+        sim.run_for(2.0)
+        sim.partition(["n1", "n2"], ["n3", "n4", "n5"])
+        sim.run_for(2.0)
+        sim.heal()
+        sim.restart(leader)
+        sim.run_for(2.0)
+        return [e.to_dict() for e in sim.events], sim.stats
+
+    first, stats1 = run(11)
+    second, stats2 = run(11)
+    assert first == second and stats1 == stats2
+    assert len(first) > 10
+    other, _ = run(12)
+    assert other != first, "a different seed gives a different history"
+
+
+def test_crashing_the_leader_elects_another_with_a_higher_term():
+    sim = quorate.Simulation(5, seed=5)
+    old = sim.run_until_leader(5.0)
+    old_term = sim.status(old)["term"]
+    sim.crash(old)
+    assert sim.status(old)["role"] == "stopped"
+    new = sim.run_until_leader(5.0)
+    assert new is not None and new != old
+    assert sim.status(new)["term"] > old_term
+    sim.restart(old)
+    sim.run_for(1.0)
+    assert agreed_leader(sim) == new
+    assert sim.status(old)["term"] >= old_term, "a restart keeps the persisted term"
+    sim.check()
+
+
+def test_a_leader_cut_off_from_the_majority_loses_is_leader_and_the_majority_elects():
+    sim = quorate.Simulation(5, seed=8)
+    old = sim.run_until_leader(5.0)
+    rest = [m for m in sim.members if m != old]
+    sim.partition([old, rest[0]], rest[1:])
+    sim.run_for(0.3)  # 2 x election_timeout[0]: check-quorum has stepped it down
+    assert not sim.status(old)["is_leader"]
+    assert sim.status(old)["role"] != "leader"
+    new = sim.run_until_leader(5.0) or next(m for m in rest[1:] if sim.status(m)["role"] == "leader")
+    assert new in rest[1:]
+    sim.heal()
+    sim.run_for(1.0)
+    assert agreed_leader(sim) == new, "pre-vote: the minority rejoins without deposing the new leader"
+    sim.check()
+
+
+def test_a_paused_leader_is_replaced_and_reads_is_leader_false_on_resume():
+    sim = quorate.Simulation(3, seed=2)
+    old = sim.run_until_leader(5.0)
+    sim.pause(old, 1.0)
+    sim.run_for(0.9)
+    leaders = [m for m in sim.members if m != old and sim.status(m)["role"] == "leader"]
+    assert len(leaders) == 1
+    assert not sim.status(old)["is_leader"], "its lease ran out while it was frozen"
+    sim.run_for(0.5)
+    assert agreed_leader(sim) == leaders[0]
+    sim.check()
+
+
+def test_clock_rates_within_the_drift_bound_keep_every_guarantee():
+    sim = quorate.Simulation(5, seed=4, drop_rate=0.05)
+    for i, m in enumerate(sim.members):
+        sim.set_clock_rate(m, 1.0 + 0.01 * i)
+    for _ in range(10):
+        leader = sim.run_until_leader(5.0)
+        assert leader is not None
+        sim.run_for(0.5)
+        sim.crash(leader)
+        sim.run_for(0.2)
+        sim.restart(leader)
+    assert sim.status("n5")["clock_rate"] == pytest.approx(1.04)
+    sim.check()
+
+
+def test_thirty_percent_drop_still_elects_one_leader():
+    sim = quorate.Simulation(5, seed=9, drop_rate=0.3)
+    assert sim.run_until_leader(30.0) is not None
+    sim.check()
+
+
+def test_status_events_and_stats_describe_the_run():
+    sim = quorate.Simulation(3, seed=1)
+    leader = sim.run_until_leader(5.0)
+    st = sim.status(leader)
+    assert set(st) >= {"node_id", "role", "term", "voted_for", "leader", "is_leader", "fencing_token", "lease_remaining"}
+    assert st["fencing_token"] == st["term"] or not st["is_leader"]
+    elected = [e for e in sim.events if e.kind == "elected"]
+    assert elected[-1].node_id == leader and elected[-1].fencing_token == elected[-1].term
+    assert all(a.at <= b.at for a, b in zip(sim.events, sim.events[1:]))
+    assert sim.stats["messages_sent"] > 0 and sim.stats["elections_started"] >= 1
+    assert "Event(kind=" in repr(elected[-1])
+
+
+def test_safety_violation_is_an_assertion_error_and_a_quorate_error():
+    assert issubclass(SafetyViolation, AssertionError) and issubclass(SafetyViolation, quorate.QuorateError)
+    assert issubclass(ConfigError, ValueError) and issubclass(ConfigError, quorate.QuorateError)
+
+
+def test_failover_trials_are_reproducible_and_plausible():
+    times = quorate.sim.failover_trials(200, members=5, seed=1)
+    assert len(times) == 200
+    assert all(math.isfinite(t) and t > 0 for t in times)
+    # Generous: the model bound for 150-300 ms timeouts is about 0.2 s; nothing should take 2 s.
+    assert 0.05 < statistics.median(times) < 0.5
+    assert max(times) < 2.0
+    assert quorate.sim.failover_trials(20, members=5, seed=1) == times[:20]
+
+
+def test_failover_trials_accept_simulation_options():
+    fast = quorate.sim.failover_trials(100, members=5, seed=2, election_timeout=(0.012, 0.024), heartbeat_interval=0.006)
+    slow = quorate.sim.failover_trials(100, members=5, seed=2)
+    assert statistics.median(fast) < statistics.median(slow)

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use quorate::sim::schedule::{run_schedule, ScheduleOutcome};
+use quorate::sim::schedule::{run_schedule, run_schedule_traced, ScheduleOutcome};
 
 const DEFAULT_SCHEDULES: u64 = 100_000;
 
@@ -20,7 +20,7 @@ fn replay_command(seed: u64) -> String {
 #[test]
 fn random_fault_schedules_keep_every_guarantee_and_elect_once_healed() {
     if let Some(seed) = env_u64("QUORATE_SIM_SEED") {
-        let outcome = run_schedule(seed);
+        let outcome = run_schedule_traced(seed, |line| println!("{line}"));
         println!("{outcome:#?}");
         assert!(outcome.failure().is_none(), "seed {seed}: {}", outcome.failure().unwrap());
         return;

@@ -8,7 +8,10 @@
 //!
 //! Why the lease is safe: a voter that acknowledges a heartbeat at `t1` grants no vote (and casts
 //! none for itself) to anybody else before `t1 + election_timeout.min` on its own clock, unless the
-//! leader handed leadership off with `TimeoutNow`. A leader therefore holds a majority's silence until
+//! leader handed leadership off with `TimeoutNow`. That promise (`silent_until`) is a fact of its
+//! own: it survives every change of term or leader, because a higher-term reply arriving in the
+//! meantime must not release it (a schedule found exactly that hole; etcd keys it on knowing a
+//! leader, which such a reply clears). A leader therefore holds a majority's silence until
 //! `t0 + election_timeout.min` for any round it sent at `t0 <= t1` and a majority acknowledged; it
 //! claims only `election_timeout.min * (1 - max_clock_drift)` of that to absorb clock-rate error.
 
@@ -96,13 +99,14 @@ pub struct Raft {
 
     role: Role,
     leader: Option<NodeId>,
-    /// The first `tick`/`step` starts the clock; a (re)started node grants no vote until
-    /// `booted_at + election_timeout.min`, so a lease it granted before a crash still holds.
+    /// The first `tick`/`step` starts the clock.
     booted_at: Option<Duration>,
     last_now: Duration,
     election_deadline: Duration,
-    /// When this node last heard from the leader it follows (followers only).
-    leader_contact_at: Option<Duration>,
+    /// This node grants no vote (its own included) before this instant, except to a `transfer`
+    /// campaign: `election_timeout.min` after the last heartbeat it acknowledged, or after it
+    /// (re)started, so a lease it granted before a crash still holds.
+    silent_until: Option<Duration>,
     /// Vote responses of the current (pre-)campaign: granted or not, per voter (self included).
     votes: BTreeMap<NodeId, bool>,
     leadership: Option<Leadership>,
@@ -125,7 +129,7 @@ impl Raft {
             booted_at: None,
             last_now: Duration::ZERO,
             election_deadline: Duration::ZERO,
-            leader_contact_at: None,
+            silent_until: None,
             votes: BTreeMap::new(),
             leadership: None,
             elected_open: false,
@@ -328,12 +332,13 @@ impl Raft {
     /// RequestVote in any role (paper 5.2, 5.4.1 without a log): one vote per term, first come
     /// first served; a pre-vote is granted when a real vote would be, without changing anything.
     fn handle_vote_request(&mut self, now: Duration, from: &str, term: Term, pre_vote: bool, transfer: bool) {
-        if !transfer && self.in_lease(now) && term > self.term {
-            return; // only pre-votes reach here with a higher term; same silence as above
-        }
-        let can_vote = self.voted_for.as_deref() == Some(from)
+        let repeat = !pre_vote && self.voted_for.as_deref() == Some(from);
+        let can_vote = repeat
             || (self.voted_for.is_none() && self.leader.is_none())
             || (pre_vote && term > self.term);
+        if can_vote && !repeat && !transfer && self.in_lease(now) {
+            return; // the disruptive-server rule again: silence, not even a rejection
+        }
         if !pre_vote && can_vote {
             debug_assert_eq!(term, self.term);
             self.voted_for = Some(from.to_string());
@@ -383,7 +388,7 @@ impl Raft {
 
     fn handle_heartbeat(&mut self, now: Duration, from: &str, seq: u64) {
         self.enter(self.term, Some(from.to_string()));
-        self.leader_contact_at = Some(now);
+        self.promise_silence(now);
         self.reset_election_timer(now);
         self.send(from, Message::HeartbeatResponse { term: self.term, seq });
     }
@@ -429,6 +434,8 @@ impl Raft {
     // ----- transitions ------------------------------------------------------------------------
 
     fn start_campaign(&mut self, now: Duration, transfer: bool) {
+        // Election timers are always re-armed at least election_timeout.min after the last promise.
+        debug_assert!(transfer || !self.in_lease(now), "campaigning inside a promised silence");
         if self.cfg.timing.pre_vote && !transfer {
             self.become_pre_candidate(now);
         } else {
@@ -443,9 +450,6 @@ impl Raft {
         }
         self.role = Role::Follower;
         self.votes.clear();
-        if leader.is_some() {
-            self.leader_contact_at = Some(now);
-        }
         self.enter(term, leader);
         self.reset_election_timer(now);
     }
@@ -480,7 +484,6 @@ impl Raft {
         assert_eq!(self.voted_for.as_ref(), Some(&self.cfg.id), "a leader's term is its own");
         self.role = Role::Leader;
         self.votes.clear();
-        self.leader_contact_at = None;
         self.leadership = Some(Leadership {
             next_seq: 1,
             heartbeat_deadline: now,
@@ -529,16 +532,20 @@ impl Raft {
 
     // ----- helpers ----------------------------------------------------------------------------
 
-    /// Whether this node owes silence to a leader: it heard from a live leader (or, as leader, from
-    /// a majority) within the minimum election timeout, or it (re)started that recently.
+    /// Whether this node owes silence to a leader: it acknowledged a heartbeat (or (re)started)
+    /// within the minimum election timeout, or, as leader, a majority answered that recently.
     fn in_lease(&self, now: Duration) -> bool {
-        let min = self.cfg.timing.election_timeout.0;
-        let booting = self.booted_at.is_some_and(|b| now < b + min);
-        let leader_alive = match &self.leadership {
-            Some(l) => now < l.quorum_contact_at + min,
-            None => self.leader.is_some() && self.leader_contact_at.is_some_and(|t| now < t + min),
-        };
-        booting || leader_alive
+        let promised = self.silent_until.is_some_and(|t| now < t);
+        let leading = self
+            .leadership
+            .as_ref()
+            .is_some_and(|l| now < l.quorum_contact_at + self.cfg.timing.election_timeout.0);
+        promised || leading
+    }
+
+    fn promise_silence(&mut self, now: Duration) {
+        let until = now + self.cfg.timing.election_timeout.0;
+        self.silent_until = Some(self.silent_until.map_or(until, |t| t.max(until)));
     }
 
     /// Starts the clock on the first call and keeps time monotonic: a driver's clock that steps back
@@ -547,6 +554,7 @@ impl Raft {
         if self.booted_at.is_none() {
             self.booted_at = Some(now);
             self.last_now = now;
+            self.promise_silence(now);
             self.reset_election_timer(now);
         }
         self.last_now = self.last_now.max(now);
@@ -573,9 +581,6 @@ impl Raft {
         if term_changed {
             self.term = term;
             self.voted_for = None;
-        }
-        if leader.is_none() {
-            self.leader_contact_at = None;
         }
         self.leader = leader;
         if term_changed {

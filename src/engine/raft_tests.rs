@@ -452,3 +452,19 @@ fn test_time_that_steps_back_is_treated_as_standing_still() {
     r.tick(ms(100));
     assert_eq!(r.term(), term);
 }
+
+#[test]
+fn test_4_2_3_a_higher_term_reply_does_not_release_a_followers_promise_to_its_leader() {
+    // Found by a fault schedule: b follows a; a stale vote_response from c at a higher term makes b
+    // adopt that term and forget its leader, but it must still refuse c's vote until 150 ms after
+    // it last heard from a, or c could lead while a's lease holds.
+    let mut b = node("b", 3);
+    b.step(ms(200), "a", Message::Heartbeat { term: 5, seq: 1 });
+    b.step(ms(210), "c", Message::VoteResponse { term: 17, granted: false, pre_vote: false });
+    assert_eq!((b.term(), b.leader()), (17, None));
+    assert!(sends(&b.step(ms(211), "c", vote(18))).is_empty(), "higher term: still silent");
+    assert_eq!(b.term(), 17);
+    assert!(sends(&b.step(ms(212), "c", vote(17))).is_empty(), "same term: still silent");
+    assert_eq!(b.hard_state().voted_for, None);
+    assert_eq!(sends(&b.step(ms(350), "c", vote(18))), vec![("c".into(), granted(18))]);
+}

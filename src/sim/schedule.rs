@@ -40,6 +40,11 @@ impl ScheduleOutcome {
 /// pauses, drops, duplicates and clock rates (within the drift bound), then everything healed and a
 /// leader required within 10 x `election_timeout[1]`.
 pub fn run_schedule(seed: u64) -> ScheduleOutcome {
+    run_schedule_traced(seed, |_| {})
+}
+
+/// `run_schedule`, telling `trace` each fault as it is applied (for replaying a failure).
+pub fn run_schedule_traced(seed: u64, mut trace: impl FnMut(String)) -> ScheduleOutcome {
     let mut rng = Pcg64Mcg::seed_from_u64(mix(seed, 0x5c4e_d01e));
     let members = if rng.random_bool(0.5) { 3 } else { 5 };
     let mut cfg = SimConfig::numbered(members, seed);
@@ -61,7 +66,9 @@ pub fn run_schedule(seed: u64) -> ScheduleOutcome {
         faults_applied += 1;
         let id = pick(&mut rng);
         let up = sim.is_up(&id).expect("member");
-        match rng.random_range(0..12) {
+        let action = rng.random_range(0..12);
+        trace(format!("{:.6}s fault {action} on {id} (up: {up}); leader {:?}", sim.now().as_secs_f64(), sim.leader()));
+        match action {
             0 => {
                 let mut groups = vec![Vec::new(), Vec::new()];
                 for m in &ids {

@@ -107,18 +107,4 @@ class Simulation:
     def stats(self) -> Dict[str, int]: ...
     def check(self) -> None: ...
 
-def failover_trials(
-    trials: int,
-    members: Union[int, Sequence[str], None] = None,
-    seed: int = 0,
-    *,
-    algorithm: str = "raft",
-    election_timeout: Tuple[float, float] = (0.15, 0.30),
-    heartbeat_interval: float = 0.05,
-    latency: Tuple[float, float] = (0.0005, 0.002),
-    drop_rate: float = 0.0,
-    duplicate_rate: float = 0.0,
-    pre_vote: bool = True,
-    check_quorum: bool = True,
-    max_clock_drift: float = 0.05,
-) -> List[float]: ...
+def failover_trials(trials: int, template: Simulation) -> List[float]: ...

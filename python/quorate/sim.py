@@ -23,4 +23,5 @@ def failover_trials(
     ``simulation_options`` are those of :class:`Simulation` (``election_timeout``, ``latency``, ...).
     Trial ``i`` uses a seed derived from ``(seed, i)``, so the list is reproducible.
     """
-    return _failover_trials(trials, members, seed, **simulation_options)
+    template = Simulation(members, seed=seed, **simulation_options)
+    return _failover_trials(trials, template)

@@ -199,34 +199,14 @@ impl PySimulation {
     }
 }
 
-/// Crash the leader at a uniformly random point of its heartbeat interval, `trials` times; each
+/// Crash the leader at a uniformly random point of its heartbeat interval, `trials` times, in
+/// simulations configured like `template` (trial i seeded from the template's seed and i); each
 /// value is seconds from the crash until every live node knows a new leader (inf if none came).
+/// `quorate.sim.failover_trials` builds the template from its keyword options.
 #[pyfunction]
-#[pyo3(signature = (trials, members = None, seed = 0, *, algorithm = "raft", election_timeout = (0.15, 0.30),
-    heartbeat_interval = 0.05, latency = (0.0005, 0.002), drop_rate = 0.0, duplicate_rate = 0.0,
-    pre_vote = true, check_quorum = true, max_clock_drift = 0.05),
-    text_signature = "(trials, members=None, seed=0, *, algorithm='raft', election_timeout=(0.15, 0.3), heartbeat_interval=0.05, latency=(0.0005, 0.002), drop_rate=0.0, duplicate_rate=0.0, pre_vote=True, check_quorum=True, max_clock_drift=0.05)")]
-#[allow(clippy::too_many_arguments)]
-pub fn failover_trials(
-    py: Python<'_>,
-    trials: i64,
-    members: Option<&Bound<'_, PyAny>>,
-    seed: u64,
-    algorithm: &str,
-    election_timeout: (f64, f64),
-    heartbeat_interval: f64,
-    latency: (f64, f64),
-    drop_rate: f64,
-    duplicate_rate: f64,
-    pre_vote: bool,
-    check_quorum: bool,
-    max_clock_drift: f64,
-) -> PyResult<Vec<f64>> {
+pub fn failover_trials(py: Python<'_>, trials: i64, template: PyRef<'_, PySimulation>) -> PyResult<Vec<f64>> {
     let trials = usize::try_from(trials).map_err(|_| config_err(format!("trials: must be >= 0, got {trials}")))?;
-    let five = 5i64.into_pyobject(py)?.into_any();
-    let cfg = sim_config(
-        members.unwrap_or(&five), algorithm, seed, election_timeout, heartbeat_interval, latency, drop_rate,
-        duplicate_rate, pre_vote, check_quorum, max_clock_drift,
-    )?;
+    let cfg = template.sim.config().clone();
+    drop(template);
     py.detach(|| sim::failover::failover_trials(trials, &cfg)).map_err(config_error)
 }

@@ -641,3 +641,65 @@ impl Simulation {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn faulty_run(seed: u64) -> (Vec<SimEvent>, Stats) {
+        let mut cfg = SimConfig::numbered(5, seed);
+        cfg.drop_rate = 0.1;
+        cfg.duplicate_rate = 0.05;
+        let mut sim = Simulation::new(cfg).unwrap();
+        let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
+        sim.crash(&leader).unwrap();
+        sim.set_clock_rate("n2", 1.03).unwrap();
+        sim.pause("n3", Duration::from_millis(400)).unwrap();
+        sim.run_for(Duration::from_secs(2));
+        sim.partition(&[vec!["n1".into(), "n2".into()]]).unwrap();
+        sim.run_for(Duration::from_secs(2));
+        sim.heal();
+        sim.restart(&leader).unwrap();
+        sim.run_for(Duration::from_secs(2));
+        sim.check().unwrap();
+        (sim.events().to_vec(), sim.stats().clone())
+    }
+
+    #[test]
+    fn the_same_seed_and_calls_give_the_identical_event_list() {
+        let (a, stats_a) = faulty_run(21);
+        let (b, stats_b) = faulty_run(21);
+        assert!(a.len() > 10, "a run with faults has a history: {} events", a.len());
+        assert_eq!(a, b);
+        assert_eq!(stats_a, stats_b);
+        assert_ne!(faulty_run(22).0, a, "another seed, another history");
+    }
+
+    #[test]
+    fn a_paused_node_handles_what_queued_once_it_resumes() {
+        let mut sim = Simulation::new(SimConfig::numbered(3, 4)).unwrap();
+        let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
+        let follower = sim.members().iter().find(|m| **m != leader).unwrap().clone();
+        sim.pause(&follower, Duration::from_millis(120)).unwrap();
+        sim.run_for(Duration::from_millis(100));
+        assert!(sim.status(&follower).unwrap().paused);
+        sim.run_for(Duration::from_millis(100));
+        let st = sim.status(&follower).unwrap();
+        assert!(!st.paused);
+        assert_eq!(st.leader.as_ref(), Some(&leader), "queued heartbeats were handled on resume");
+    }
+
+    #[test]
+    fn a_crashed_node_restarts_from_its_persisted_term_and_vote() {
+        let mut sim = Simulation::new(SimConfig::numbered(3, 6)).unwrap();
+        let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
+        let before = sim.status(&leader).unwrap();
+        sim.crash(&leader).unwrap();
+        let down = sim.status(&leader).unwrap();
+        assert!(!down.up && down.role.is_none());
+        assert_eq!((down.term, down.voted_for.clone()), (before.term, before.voted_for.clone()));
+        sim.restart(&leader).unwrap();
+        let after = sim.status(&leader).unwrap();
+        assert_eq!((after.term, after.voted_for), (before.term, before.voted_for));
+    }
+}

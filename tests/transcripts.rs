@@ -179,7 +179,9 @@ impl Net {
     fn run(&mut self, tc: &mut TestCase) -> String {
         let mut out = String::new();
         writeln!(out, "t={}", secs(self.now)).unwrap();
-        let names: Vec<String> = tc.args.keys().filter(|k| self.nodes.contains_key(*k)).cloned().collect();
+        // Argument keys come from a HashMap: sort them, or multi-node commands would run in a random order.
+        let mut names: Vec<String> = tc.args.keys().filter(|k| self.nodes.contains_key(*k)).cloned().collect();
+        names.sort();
         match tc.directive.as_str() {
             "fire" => {
                 for id in &names {

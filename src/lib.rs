@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod faults;
+pub mod runtime;
 pub mod sim;
 
 #[cfg(feature = "python")]

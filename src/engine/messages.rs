@@ -1,11 +1,13 @@
-//! What goes into and comes out of an engine.
+//! What goes into and comes out of an engine. Messages derive serde for the wire (postcard).
+
+use serde::{Deserialize, Serialize};
 
 use super::config::NodeId;
 
 pub type Term = u64;
 
 /// Raft election messages. The sender travels beside the message, never inside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// RequestVote. A pre-vote carries the term the candidate would campaign at without raising its
     /// own (thesis 9.6); `transfer` marks the campaign a `TimeoutNow` started, which voters grant
@@ -43,7 +45,7 @@ impl Message {
 }
 
 /// The durable part of a node: it must reach stable storage before any message that depends on it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HardState {
     pub term: Term,
     pub voted_for: Option<NodeId>,

@@ -1,0 +1,176 @@
+//! The durable state of one node: one small checksummed file, replaced atomically (write a temp
+//! file, fsync it, rename it over the old one, fsync the directory). A file that is unreadable or
+//! fails its checksum stops the node with an error naming it; it is never silently reset.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::engine::{HardState, NodeId};
+
+pub const STATE_FILE: &str = "quorate-state";
+const MAGIC: &[u8; 4] = b"QRS1";
+const CHECKSUM_BYTES: usize = 8;
+/// A valid file is a few dozen bytes; anything larger is not ours.
+const MAX_FILE_BYTES: u64 = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: corrupt state file ({why}); refusing to start rather than forget a vote")]
+    Corrupt { path: PathBuf, why: String },
+    #[error("{path}: belongs to node {found_node:?} of cluster {found_cluster:?}, not {node:?} of {cluster:?}")]
+    WrongOwner { path: PathBuf, found_node: NodeId, found_cluster: String, node: NodeId, cluster: String },
+}
+
+/// What is on disk: the hard state, and whose it is (so a data_dir reused for another node or
+/// cluster is caught instead of lending it a stranger's vote).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Record {
+    node: NodeId,
+    cluster: String,
+    term: u64,
+    voted_for: Option<NodeId>,
+}
+
+#[derive(Debug)]
+pub struct DurableState {
+    dir: PathBuf,
+    node: NodeId,
+    cluster: String,
+}
+
+impl DurableState {
+    pub fn new(dir: impl Into<PathBuf>, node: &str, cluster: &str) -> DurableState {
+        DurableState { dir: dir.into(), node: node.to_string(), cluster: cluster.to_string() }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    fn io(&self, path: &Path) -> impl FnOnce(std::io::Error) -> DurableError {
+        let path = path.to_path_buf();
+        move |source| DurableError::Io { path, source }
+    }
+
+    /// The persisted hard state; a fresh (zero) state when the file does not exist yet. Creates
+    /// the directory if needed.
+    pub fn load(&self) -> Result<HardState, DurableError> {
+        fs::create_dir_all(&self.dir).map_err(self.io(&self.dir))?;
+        let path = self.path();
+        let bytes = match fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HardState::default()),
+            Err(e) => return Err(self.io(&path)(e)),
+            Ok(m) if m.len() > MAX_FILE_BYTES => {
+                return Err(DurableError::Corrupt { path, why: format!("{} bytes is too large", m.len()) })
+            }
+            Ok(_) => fs::read(&path).map_err(self.io(&path))?,
+        };
+        let corrupt = |why: &str| DurableError::Corrupt { path: path.clone(), why: why.to_string() };
+        if bytes.len() < MAGIC.len() + CHECKSUM_BYTES || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(corrupt("bad header"));
+        }
+        let (body, sum) = bytes[MAGIC.len()..].split_at(bytes.len() - MAGIC.len() - CHECKSUM_BYTES);
+        if checksum(body) != sum {
+            return Err(corrupt("checksum mismatch"));
+        }
+        let record: Record = postcard::from_bytes(body).map_err(|_| corrupt("undecodable body"))?;
+        if record.node != self.node || record.cluster != self.cluster {
+            return Err(DurableError::WrongOwner {
+                path,
+                found_node: record.node,
+                found_cluster: record.cluster,
+                node: self.node.clone(),
+                cluster: self.cluster.clone(),
+            });
+        }
+        Ok(HardState { term: record.term, voted_for: record.voted_for })
+    }
+
+    /// Makes `hard` durable before returning: nothing that depends on it may be sent before.
+    pub fn save(&self, hard: &HardState) -> Result<(), DurableError> {
+        let record = Record {
+            node: self.node.clone(),
+            cluster: self.cluster.clone(),
+            term: hard.term,
+            voted_for: hard.voted_for.clone(),
+        };
+        let body = postcard::to_allocvec(&record).expect("a record always encodes");
+        let mut bytes = Vec::with_capacity(MAGIC.len() + body.len() + CHECKSUM_BYTES);
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&body);
+        bytes.extend_from_slice(&checksum(&body));
+
+        fs::create_dir_all(&self.dir).map_err(self.io(&self.dir))?;
+        let path = self.path();
+        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(self.io(&tmp))?;
+        f.write_all(&bytes).map_err(self.io(&tmp))?;
+        f.sync_all().map_err(self.io(&tmp))?;
+        drop(f);
+        fs::rename(&tmp, &path).map_err(self.io(&path))?;
+        // The rename itself must be durable too.
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(self.io(&self.dir))?;
+        Ok(())
+    }
+}
+
+fn checksum(body: &[u8]) -> [u8; CHECKSUM_BYTES] {
+    let digest = Sha256::digest(body);
+    let mut out = [0u8; CHECKSUM_BYTES];
+    out.copy_from_slice(&digest[..CHECKSUM_BYTES]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tempdir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("quorate-durable-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_missing_file_is_a_fresh_node_and_a_saved_state_loads_back() {
+        let dir = tempdir("roundtrip");
+        let d = DurableState::new(&dir, "a", "c1");
+        assert_eq!(d.load().unwrap(), HardState::default());
+        let hard = HardState { term: 7, voted_for: Some("b".into()) };
+        d.save(&hard).unwrap();
+        assert_eq!(d.load().unwrap(), hard);
+        assert!(!dir.join(format!("{STATE_FILE}.tmp")).exists(), "the temp file was renamed away");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_flipped_byte_is_refused_with_the_file_named() {
+        let dir = tempdir("corrupt");
+        let d = DurableState::new(&dir, "a", "c1");
+        d.save(&HardState { term: 3, voted_for: None }).unwrap();
+        let mut bytes = fs::read(d.path()).unwrap();
+        bytes[6] ^= 0x40;
+        fs::write(d.path(), bytes).unwrap();
+        let err = d.load().unwrap_err().to_string();
+        assert!(err.contains(STATE_FILE) && err.contains("checksum"), "{err}");
+        fs::write(d.path(), b"garbage").unwrap();
+        assert!(d.load().unwrap_err().to_string().contains("bad header"));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn another_nodes_state_is_refused() {
+        let dir = tempdir("owner");
+        DurableState::new(&dir, "a", "c1").save(&HardState { term: 1, voted_for: None }).unwrap();
+        let err = DurableState::new(&dir, "b", "c1").load().unwrap_err();
+        assert!(matches!(err, DurableError::WrongOwner { .. }), "{err}");
+        assert!(DurableState::new(&dir, "a", "c2").load().is_err());
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

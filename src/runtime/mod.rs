@@ -3,3 +3,6 @@
 
 pub mod durable;
 pub mod wire;
+pub mod node;
+
+pub use node::{runtime, EventRecord, FaultCommand, NodeConfig, RunningNode, Shared, Snapshot, StartError};

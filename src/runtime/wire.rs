@@ -11,6 +11,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use tokio_util::bytes::Bytes;
 use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::engine::{Message, NodeId};
@@ -34,8 +35,8 @@ pub fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder().length_field_type::<u32>().max_frame_length(MAX_FRAME_BYTES).new_codec()
 }
 
-pub fn encode(frame: &Frame) -> Vec<u8> {
-    postcard::to_allocvec(frame).expect("frames always encode")
+pub fn encode(frame: &Frame) -> Bytes {
+    Bytes::from(postcard::to_allocvec(frame).expect("frames always encode"))
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Frame, Rejection> {

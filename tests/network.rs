@@ -1,0 +1,98 @@
+//! Real nodes over TCP on loopback: election, failover, authentication. Generous bounds only.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use quorate::engine::{Config, Timing};
+use quorate::runtime::{NodeConfig, RunningNode};
+
+const PATIENCE: Duration = Duration::from_secs(15);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn configs(ids: &[&str], secret: Option<&[u8]>, cluster: &str) -> Vec<NodeConfig> {
+    let addresses: BTreeMap<String, String> =
+        ids.iter().map(|id| (id.to_string(), format!("127.0.0.1:{}", free_port()))).collect();
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| NodeConfig {
+            engine: Config::new(*id, ids.iter().copied(), Timing::default(), i as u64).unwrap(),
+            bind: addresses[*id].clone(),
+            addresses: addresses.clone(),
+            data_dir: None,
+            secret: secret.map(<[u8]>::to_vec),
+            cluster: cluster.to_string(),
+        })
+        .collect()
+}
+
+/// The one node every running node agrees leads, once it holds its lease.
+fn agreed_leader(nodes: &[(String, RunningNode)]) -> Option<String> {
+    let now = Instant::now();
+    let snaps: Vec<_> = nodes.iter().map(|(id, n)| (id.clone(), n.shared.snapshot.lock().unwrap().clone())).collect();
+    let leading: Vec<_> = snaps.iter().filter(|(_, s)| s.is_leader(now)).map(|(id, _)| id.clone()).collect();
+    let [leader] = leading.as_slice() else { return None };
+    snaps.iter().all(|(_, s)| s.leader.as_ref() == Some(leader)).then(|| leader.clone())
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> Option<String>) -> String {
+    let until = Instant::now() + PATIENCE;
+    while Instant::now() < until {
+        if let Some(v) = f() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn three_nodes_elect_one_leader_and_fail_over_when_it_crashes() {
+    let cfgs = configs(&["a", "b", "c"], Some(b"0123456789abcdef"), "net-test");
+    let mut nodes: Vec<(String, RunningNode)> =
+        cfgs.into_iter().map(|c| (c.engine.id.clone(), RunningNode::start(c).unwrap())).collect();
+    let first = wait_for("a first leader", || agreed_leader(&nodes));
+    let first_term = nodes.iter().find(|(id, _)| *id == first).unwrap().1.shared.snapshot.lock().unwrap().term;
+
+    let i = nodes.iter().position(|(id, _)| *id == first).unwrap();
+    let (_, mut crashed) = nodes.remove(i);
+    crashed.crash();
+    let second = wait_for("a leader after the crash", || agreed_leader(&nodes));
+    assert_ne!(second, first);
+    let second_term = nodes.iter().find(|(id, _)| *id == second).unwrap().1.shared.snapshot.lock().unwrap().term;
+    assert!(second_term > first_term);
+    for (_, n) in &nodes {
+        assert_eq!(n.shared.counters.messages_rejected.load(Ordering::Relaxed), 0);
+    }
+    for (_, mut n) in nodes {
+        assert!(n.stop(true, Duration::from_secs(5)));
+    }
+}
+
+#[test]
+fn a_node_with_the_wrong_secret_or_cluster_never_joins_nor_changes_terms() {
+    let mut cfgs = configs(&["a", "b", "c"], Some(b"0123456789abcdef"), "net-auth");
+    cfgs[2].secret = Some(b"the-wrong-secret!!".to_vec());
+    let mut cfgs2 = configs(&["a", "b", "c"], None, "net-auth");
+    cfgs2[2].cluster = "another-cluster".to_string();
+    for cfgs in [cfgs, cfgs2] {
+        let nodes: Vec<(String, RunningNode)> =
+            cfgs.into_iter().map(|c| (c.engine.id.clone(), RunningNode::start(c).unwrap())).collect();
+        let (good, bad) = nodes.split_at(2);
+        let leader = wait_for("the two good nodes to elect", || agreed_leader(good));
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(agreed_leader(good).as_deref(), Some(leader.as_str()), "the outsider disturbed nobody");
+        let bad_snap = bad[0].1.shared.snapshot.lock().unwrap().clone();
+        assert_ne!(bad_snap.leader.as_deref(), Some(leader.as_str()), "the outsider never learns the leader");
+        let good_terms: Vec<u64> = good.iter().map(|(_, n)| n.shared.snapshot.lock().unwrap().term).collect();
+        assert!(good_terms.iter().all(|t| *t <= 2), "terms stayed low: {good_terms:?}");
+        let rejected: u64 = nodes.iter().map(|(_, n)| n.shared.counters.messages_rejected.load(Ordering::Relaxed)).sum();
+        assert!(rejected > 0, "the refused handshakes were counted");
+        for (_, mut n) in nodes {
+            n.stop(false, Duration::from_secs(5));
+        }
+    }
+}

@@ -1,16 +1,25 @@
 """quorate: leader election for Python services, with a Rust engine.
 
-`Simulation` runs the real engine in deterministic virtual time; `Core` is the sans-IO engine itself;
-`quorate.sim.failover_trials` measures failover. See API.md for the whole contract.
+`Node` is one member of an election group over TCP; `LocalCluster` runs several on loopback;
+`Simulation` runs the same engine in deterministic virtual time; `Core` is the sans-IO engine
+itself; `quorate.sim.failover_trials` measures failover. See API.md for the whole contract.
 """
 
 from __future__ import annotations
 
 from .errors import ConfigError, NotLeaderError, QuorateError, SafetyViolation
 from ._core import Core, Event, Simulation, __version__
+from .node import Faults, Node, PeerStatus, Status, Subscription
+from .cluster import LocalCluster
 from . import sim
 
 __all__ = [
+    "Node",
+    "LocalCluster",
+    "Status",
+    "PeerStatus",
+    "Faults",
+    "Subscription",
     "Core",
     "Event",
     "Simulation",

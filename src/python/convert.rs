@@ -15,8 +15,9 @@ mod exceptions {
     pyo3::import_exception!(quorate.errors, ConfigError);
     pyo3::import_exception!(quorate.errors, NotLeaderError);
     pyo3::import_exception!(quorate.errors, SafetyViolation);
+    pyo3::import_exception!(quorate.errors, QuorateError);
 }
-pub use exceptions::{ConfigError as PyConfigError, NotLeaderError, SafetyViolation};
+pub use exceptions::{ConfigError as PyConfigError, NotLeaderError, QuorateError, SafetyViolation};
 
 pub fn config_error(e: ConfigError) -> PyErr {
     PyConfigError::new_err(e.0)

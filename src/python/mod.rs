@@ -4,6 +4,7 @@
 mod convert;
 mod core;
 mod event;
+mod node;
 mod sim;
 
 use pyo3::prelude::*;
@@ -14,6 +15,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<core::PyCore>()?;
     m.add_class::<sim::PySimulation>()?;
     m.add_class::<event::PyEvent>()?;
+    m.add_class::<node::PyNodeCore>()?;
     m.add_function(wrap_pyfunction!(sim::failover_trials, m)?)?;
     Ok(())
 }

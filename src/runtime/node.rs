@@ -116,6 +116,8 @@ pub struct Shared {
     pub counters: Counters,
     pub events: Mutex<VecDeque<EventRecord>>,
     pub events_ready: Condvar,
+    /// Set once the node has stopped: event waits then return as soon as the queue is empty.
+    pub stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -135,6 +137,7 @@ impl Shared {
             counters: Counters::default(),
             events: Mutex::new(VecDeque::new()),
             events_ready: Condvar::new(),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -157,12 +160,13 @@ impl Shared {
         self.events_ready.notify_all();
     }
 
-    /// The next event, waiting up to `timeout`; None on timeout.
+    /// The next event, waiting up to `timeout`; None on timeout, or at once when the node has
+    /// stopped and every event has been taken.
     pub fn next_event(&self, timeout: Duration) -> Option<EventRecord> {
         let q = self.events.lock().expect("events lock");
         let (mut q, _) = self
             .events_ready
-            .wait_timeout_while(q, timeout, |q| q.is_empty())
+            .wait_timeout_while(q, timeout, |q| q.is_empty() && !self.stopped.load(Ordering::Acquire))
             .expect("events lock");
         q.pop_front()
     }
@@ -318,6 +322,9 @@ impl RunningNode {
     }
 
     fn mark_stopped(&self) {
+        self.shared.stopped.store(true, Ordering::Release);
+        drop(self.shared.events.lock().expect("events lock"));
+        self.shared.events_ready.notify_all();
         self.shared.publish(|s| {
             s.role = None;
             s.leader = None;

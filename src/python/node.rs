@@ -1,0 +1,437 @@
+//! `quorate._core._NodeCore`: the networked node as Python drives it. `quorate.Node` (Python)
+//! wraps it with the dispatcher thread, callbacks, subscriptions and asyncio helpers, so that no
+//! Python code ever runs on the engine's threads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Instant, SystemTime};
+
+use pyo3::exceptions::{PyOSError, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+
+use super::event::PyEvent;
+use super::convert::{config_err, config_error, secs, timing, NotLeaderError, QuorateError};
+use crate::engine::{Config, NodeId, TransferError};
+use crate::faults::Peers;
+use crate::runtime::{FaultCommand, NodeConfig, RunningNode, Shared, StartError};
+
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// `Instant` and Python's `time.monotonic()` read together once, so that event times can be
+/// given on the clock Python (and every process of the host) uses.
+fn monotonic_origin(py: Python<'_>) -> PyResult<(Instant, f64)> {
+    static ORIGIN: OnceLock<(Instant, f64)> = OnceLock::new();
+    if let Some(o) = ORIGIN.get() {
+        return Ok(*o);
+    }
+    let mono: f64 = py.import("time")?.call_method0("monotonic")?.extract()?;
+    Ok(*ORIGIN.get_or_init(|| (Instant::now(), mono)))
+}
+
+fn monotonic(origin: (Instant, f64), t: Instant) -> f64 {
+    match t.checked_duration_since(origin.0) {
+        Some(d) => origin.1 + d.as_secs_f64(),
+        None => origin.1 - origin.0.duration_since(t).as_secs_f64(),
+    }
+}
+
+/// Checks a "host:port" address: a host (name, IPv4, or [IPv6]) and a port number.
+pub fn check_address(what: &str, address: &str) -> PyResult<()> {
+    let bad = || config_err(format!("{what}: {address:?} is not a host:port address"));
+    let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+    port.parse::<u16>().map_err(|_| bad())?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if host.is_empty() || host.contains(char::is_whitespace) || (host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err()) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// Frozen, with the running node behind a lock held only briefly: the dispatcher thread blocks in
+/// `next_event` while another thread may call `stop`, so no method may hold a borrow while waiting.
+#[pyclass(name = "_NodeCore", module = "quorate._core", frozen)]
+pub struct PyNodeCore {
+    cfg: NodeConfig,
+    state: Mutex<CoreState>,
+    origin: (Instant, f64),
+}
+
+#[derive(Default)]
+struct CoreState {
+    running: Option<RunningNode>,
+    shared: Option<Arc<Shared>>,
+    address: String,
+}
+
+impl PyNodeCore {
+    fn lock(&self) -> MutexGuard<'_, CoreState> {
+        self.state.lock().expect("node state lock")
+    }
+
+    fn shared(&self) -> Option<Arc<Shared>> {
+        self.lock().shared.clone()
+    }
+
+    /// Runs `f` on the running node. The lock is held meanwhile, so `f` must not wait long: the
+    /// commands it sends answer within milliseconds (or their own short timeouts).
+    fn with_node<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&RunningNode) -> T + Send) -> PyResult<T> {
+        let state = self.lock();
+        let node = state
+            .running
+            .as_ref()
+            .ok_or_else(|| QuorateError::new_err(format!("node {:?} is not running", self.cfg.engine.id)))?;
+        Ok(py.detach(|| f(node)))
+    }
+
+    fn fault(&self, py: Python<'_>, fault: FaultCommand) -> PyResult<()> {
+        self.with_node(py, |node| node.fault(fault))?.map_err(config_error)
+    }
+
+    fn peers_arg(&self, peers: Option<Vec<String>>) -> PyResult<Peers> {
+        let Some(peers) = peers else { return Ok(Peers::All) };
+        let known: BTreeSet<NodeId> = self.cfg.engine.peers().cloned().collect();
+        for p in &peers {
+            if !known.contains(p) {
+                return Err(config_err(format!("peers: {p:?} is not a peer of {:?}", self.cfg.engine.id)));
+            }
+        }
+        Ok(Peers::Only(peers.into_iter().collect()))
+    }
+
+    fn counter_values(&self) -> Vec<(&'static str, u64)> {
+        let Some(shared) = self.shared() else {
+            return ["elections_started", "elections_won", "leader_changes", "messages_sent", "messages_received", "messages_rejected", "messages_dropped"]
+                .into_iter()
+                .map(|n| (n, 0))
+                .collect();
+        };
+        let c = &shared.counters;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            ("elections_started", get(&c.elections_started)),
+            ("elections_won", get(&c.elections_won)),
+            ("leader_changes", get(&c.leader_changes)),
+            ("messages_sent", get(&c.messages_sent)),
+            ("messages_received", get(&c.messages_received)),
+            ("messages_rejected", get(&c.messages_rejected)),
+            ("messages_dropped", get(&c.messages_dropped)),
+        ]
+    }
+
+    fn snapshot(&self) -> Option<crate::runtime::Snapshot> {
+        self.shared().map(|s| s.snapshot.lock().expect("snapshot lock").clone())
+    }
+}
+
+#[pymethods]
+impl PyNodeCore {
+    #[new]
+    #[pyo3(signature = (node_id, members, *, bind = None, algorithm = "raft", election_timeout = (0.15, 0.30),
+        heartbeat_interval = 0.05, data_dir = None, secret = None, cluster = String::from("quorate"), pre_vote = true,
+        check_quorum = true, max_clock_drift = 0.05, seed = None),
+        text_signature = "(node_id, members, *, bind=None, algorithm='raft', election_timeout=(0.15, 0.3), heartbeat_interval=0.05, data_dir=None, secret=None, cluster='quorate', pre_vote=True, check_quorum=True, max_clock_drift=0.05, seed=None)")]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        node_id: String,
+        members: BTreeMap<String, String>,
+        bind: Option<String>,
+        algorithm: &str,
+        election_timeout: (f64, f64),
+        heartbeat_interval: f64,
+        data_dir: Option<PathBuf>,
+        secret: Option<&Bound<'_, PyAny>>,
+        cluster: String,
+        pre_vote: bool,
+        check_quorum: bool,
+        max_clock_drift: f64,
+        seed: Option<u64>,
+    ) -> PyResult<Self> {
+        let timing = timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
+        let seed = match seed {
+            Some(s) => s,
+            None => {
+                let mut b = [0u8; 8];
+                getrandom::fill(&mut b).map_err(|e| PyRuntimeError::new_err(format!("no OS randomness: {e}")))?;
+                u64::from_le_bytes(b)
+            }
+        };
+        let engine = Config::new(node_id.clone(), members.keys().cloned(), timing, seed).map_err(config_error)?;
+        let mut seen = BTreeMap::new();
+        for (id, address) in &members {
+            check_address("members", address)?;
+            if let Some(other) = seen.insert(address.clone(), id.clone()) {
+                return Err(config_err(format!("members: {other:?} and {id:?} share the address {address:?}")));
+            }
+        }
+        let bind = match bind {
+            Some(b) => {
+                check_address("bind", &b)?;
+                b
+            }
+            None => members[&node_id].clone(),
+        };
+        let secret = match secret {
+            None => None,
+            Some(s) if s.is_instance_of::<PyString>() => Some(s.extract::<String>()?.into_bytes()),
+            Some(s) if s.is_instance_of::<PyBytes>() => Some(s.extract::<Vec<u8>>()?),
+            Some(_) => return Err(config_err("secret: must be bytes or str")),
+        };
+        if let Some(s) = secret.as_ref().filter(|s| s.len() < MIN_SECRET_BYTES) {
+            return Err(config_err(format!("secret: must be at least {MIN_SECRET_BYTES} bytes, got {}", s.len())));
+        }
+        if cluster.is_empty() || cluster.len() > 255 {
+            return Err(config_err("cluster: must be 1 to 255 bytes"));
+        }
+        let address = bind.clone();
+        let _ = address;
+        Ok(PyNodeCore {
+            cfg: NodeConfig { engine, addresses: members, bind, data_dir, secret, cluster },
+            state: Mutex::new(CoreState::default()),
+            origin: monotonic_origin(py)?,
+        })
+    }
+
+    /// Loads the durable state and starts the node; OSError if the address is busy.
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        let mut state = self.lock();
+        if state.running.is_some() {
+            return Ok(());
+        }
+        let cfg = self.cfg.clone();
+        let node = py.detach(|| RunningNode::start(cfg)).map_err(|e| match e {
+            StartError::Bind { .. } => PyOSError::new_err(e.to_string()),
+            StartError::Durable(_) => QuorateError::new_err(e.to_string()),
+        })?;
+        state.address = node.local_addr.to_string();
+        state.shared = Some(node.shared.clone());
+        state.running = Some(node);
+        Ok(())
+    }
+
+    /// Returns whether every task ended within `timeout`.
+    #[pyo3(signature = (graceful = true, timeout = 5.0))]
+    fn stop(&self, py: Python<'_>, graceful: bool, timeout: f64) -> PyResult<bool> {
+        let timeout = secs("timeout", timeout)?;
+        let Some(mut node) = self.lock().running.take() else { return Ok(true) };
+        Ok(py.detach(move || node.stop(graceful, timeout)))
+    }
+
+    fn crash(&self, py: Python<'_>) {
+        let taken = self.lock().running.take();
+        if let Some(mut node) = taken {
+            py.detach(move || node.crash());
+        }
+    }
+
+    #[getter]
+    fn running(&self) -> bool {
+        self.lock().running.is_some()
+    }
+
+    #[getter]
+    fn node_id(&self) -> String {
+        self.cfg.engine.id.clone()
+    }
+
+    #[getter]
+    fn address(&self) -> String {
+        let state = self.lock();
+        if state.address.is_empty() { self.cfg.bind.clone() } else { state.address.clone() }
+    }
+
+    #[getter]
+    fn members(&self) -> BTreeMap<String, String> {
+        self.cfg.addresses.clone()
+    }
+
+    #[getter]
+    fn role(&self) -> &'static str {
+        self.snapshot().and_then(|s| s.role).map_or("stopped", |r| r.name())
+    }
+
+    #[getter]
+    fn term(&self) -> u64 {
+        self.snapshot().map_or(0, |s| s.term)
+    }
+
+    #[getter]
+    fn leader(&self) -> Option<String> {
+        self.snapshot().and_then(|s| s.leader)
+    }
+
+    #[getter]
+    fn is_leader(&self) -> bool {
+        let Some(shared) = self.shared() else { return false };
+        let leading = shared.snapshot.lock().expect("snapshot lock").is_leader(Instant::now());
+        leading
+    }
+
+    #[getter]
+    fn fencing_token(&self) -> Option<u64> {
+        let s = self.snapshot()?;
+        s.is_leader(Instant::now()).then_some(s.term)
+    }
+
+    /// Everything `Node.status()` reports, as a dict.
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let now = Instant::now();
+        let d = PyDict::new(py);
+        let snap = self.snapshot();
+        d.set_item("node_id", &self.cfg.engine.id)?;
+        d.set_item("role", self.role())?;
+        d.set_item("term", snap.as_ref().map_or(0, |s| s.term))?;
+        d.set_item("leader", snap.as_ref().and_then(|s| s.leader.clone()))?;
+        d.set_item("voted_for", snap.as_ref().and_then(|s| s.voted_for.clone()))?;
+        let is_leader = snap.as_ref().is_some_and(|s| s.is_leader(now));
+        d.set_item("is_leader", is_leader)?;
+        d.set_item("fencing_token", snap.as_ref().filter(|_| is_leader).map(|s| s.term))?;
+        d.set_item(
+            "lease_remaining",
+            snap.as_ref().filter(|_| is_leader).and_then(|s| s.lease_until).map(|u| u.saturating_duration_since(now).as_secs_f64()),
+        )?;
+        d.set_item(
+            "last_heartbeat_age",
+            snap.as_ref().and_then(|s| s.last_heartbeat).map(|t| now.saturating_duration_since(t).as_secs_f64()),
+        )?;
+        let peers = PyDict::new(py);
+        let running = self.running();
+        if let Some(s) = &snap {
+            for (id, p) in &s.peers {
+                let pd = PyDict::new(py);
+                pd.set_item("address", &p.address)?;
+                pd.set_item("connected", p.connected && running)?;
+                pd.set_item("last_contact_age", p.last_contact.map(|t| now.saturating_duration_since(t).as_secs_f64()))?;
+                peers.set_item(id, pd)?;
+            }
+        }
+        d.set_item("peers", peers)?;
+        let faults = PyDict::new(py);
+        if let Some(s) = &snap {
+            for (k, v) in &s.faults {
+                faults.set_item(k, v)?;
+            }
+        }
+        d.set_item("faults", faults)?;
+        for (name, value) in self.counter_values() {
+            d.set_item(name, value)?;
+        }
+        Ok(d)
+    }
+
+    /// The next event, waiting up to `timeout` seconds with the GIL released; None on timeout.
+    fn next_event(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<PyEvent>> {
+        let timeout = secs("timeout", timeout)?;
+        let Some(shared) = self.shared() else {
+            py.detach(|| std::thread::sleep(timeout));
+            return Ok(None);
+        };
+        let Some(e) = py.detach(|| shared.next_event(timeout)) else { return Ok(None) };
+        Ok(Some(PyEvent {
+            kind: e.kind.name().to_string(),
+            node_id: self.cfg.engine.id.clone(),
+            term: e.term,
+            leader: e.leader,
+            fencing_token: e.fencing_token,
+            at: monotonic(self.origin, e.at),
+            wall: e.wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+        }))
+    }
+
+    /// Waits (GIL released) until the published state changes or `timeout` passes.
+    fn wait_changed(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let timeout = secs("timeout", timeout)?;
+        let Some(shared) = self.shared() else {
+            py.detach(|| std::thread::sleep(timeout));
+            return Ok(());
+        };
+        py.detach(|| {
+            let s = shared.snapshot.lock().expect("snapshot lock");
+            let _ = shared.changed.wait_timeout(s, timeout);
+        });
+        Ok(())
+    }
+
+    fn resign(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_node(py, |node| node.resign())
+    }
+
+    fn transfer_leadership(&self, py: Python<'_>, to: &str) -> PyResult<()> {
+        match self.with_node(py, |node| node.transfer_leadership(to))? {
+            Ok(()) => Ok(()),
+            Err(TransferError::NotLeader) => Err(NotLeaderError::new_err(format!("{:?} is not the leader", self.cfg.engine.id))),
+            Err(e @ TransferError::UnknownPeer(_)) => Err(config_err(format!("to: {e}"))),
+        }
+    }
+
+    fn fault_isolate(&self, py: Python<'_>) -> PyResult<()> {
+        self.fault(py, FaultCommand::Isolate)
+    }
+
+    fn fault_partition(&self, py: Python<'_>, peers: Vec<String>) -> PyResult<()> {
+        let Peers::Only(set) = self.peers_arg(Some(peers))? else { unreachable!() };
+        self.fault(py, FaultCommand::Partition(set.into_iter().collect()))
+    }
+
+    #[pyo3(signature = (rate, peers = None))]
+    fn fault_drop(&self, py: Python<'_>, rate: f64, peers: Option<Vec<String>>) -> PyResult<()> {
+        let peers = self.peers_arg(peers)?;
+        self.fault(py, FaultCommand::Drop { rate, peers })
+    }
+
+    #[pyo3(signature = (rate, peers = None))]
+    fn fault_duplicate(&self, py: Python<'_>, rate: f64, peers: Option<Vec<String>>) -> PyResult<()> {
+        let peers = self.peers_arg(peers)?;
+        self.fault(py, FaultCommand::Duplicate { rate, peers })
+    }
+
+    #[pyo3(signature = (seconds, jitter = 0.0, peers = None))]
+    fn fault_delay(&self, py: Python<'_>, seconds: f64, jitter: f64, peers: Option<Vec<String>>) -> PyResult<()> {
+        let (delay, jitter) = (secs("seconds", seconds)?, secs("jitter", jitter)?);
+        let peers = self.peers_arg(peers)?;
+        self.fault(py, FaultCommand::Delay { delay, jitter, peers })
+    }
+
+    fn fault_pause(&self, py: Python<'_>) -> PyResult<()> {
+        self.fault(py, FaultCommand::Pause)
+    }
+
+    fn fault_resume(&self, py: Python<'_>) -> PyResult<()> {
+        self.fault(py, FaultCommand::Resume)
+    }
+
+    fn fault_clock_rate(&self, py: Python<'_>, factor: f64) -> PyResult<()> {
+        self.fault(py, FaultCommand::ClockRate(factor))
+    }
+
+    fn fault_heal(&self, py: Python<'_>) -> PyResult<()> {
+        self.fault(py, FaultCommand::Heal)
+    }
+
+    fn faults_active<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        if let Some(s) = self.snapshot() {
+            for (k, v) in s.faults {
+                d.set_item(k, v)?;
+            }
+        }
+        Ok(d)
+    }
+
+    fn peer_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.cfg.engine.peers())
+    }
+
+    #[getter]
+    fn election_timeout(&self) -> (f64, f64) {
+        let (a, b) = self.cfg.engine.timing.election_timeout;
+        (a.as_secs_f64(), b.as_secs_f64())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("_NodeCore({:?} at {}, {})", self.cfg.engine.id, self.address(), self.role())
+    }
+}

@@ -70,3 +70,83 @@ class CoreNet:
 @pytest.fixture
 def core_net():
     return CoreNet
+
+
+import threading
+import time
+import warnings
+
+import quorate as _q
+
+
+class LeaderMonitor:
+    """Samples every node's is_leader and fencing_token on one thread, about every millisecond.
+
+    Two nodes leading "at once" is recorded only when, after seeing both, the first still reads
+    is_leader: then both held it at the instant of the second read. Fencing tokens seen while
+    is_leader must never go down. Bounded: it stops after `limit` seconds at the latest.
+    """
+
+    def __init__(self, nodes, limit: float = 120.0) -> None:
+        self.nodes = nodes
+        self.overlaps = []
+        self.token_regressions = []
+        self.samples = 0
+        self._stop = threading.Event()
+        self._limit = limit
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        end = time.monotonic() + self._limit
+        max_token = 0
+        while not self._stop.is_set() and time.monotonic() < end:
+            leading = []
+            for node_id, node in list(self.nodes.items()):
+                token = node.fencing_token
+                if token is not None:
+                    leading.append((node_id, token))
+                    if token < max_token:
+                        self.token_regressions.append((node_id, token, max_token))
+                    max_token = max(max_token, token)
+            if len(leading) > 1 and self.nodes[leading[0][0]].is_leader:
+                self.overlaps.append((time.monotonic(), leading))
+            self.samples += 1
+            time.sleep(0.001)
+
+    def __enter__(self) -> "LeaderMonitor":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        assert self.samples > 10, "the monitor sampled"
+        assert not self.overlaps, f"two leaders at once: {self.overlaps[:3]}"
+        assert not self.token_regressions, f"fencing token went down: {self.token_regressions[:3]}"
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.01):
+    """Polls `predicate` until it returns something truthy; AssertionError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def cluster_factory():
+    made = []
+
+    def make(members=3, **options):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            c = _q.LocalCluster(members, **options)
+        made.append(c)
+        return c.start()
+
+    yield make
+    for c in made:
+        c.stop()

@@ -16,7 +16,7 @@ use super::event::PyEvent;
 use super::convert::{config_err, config_error, secs, timing, NotLeaderError, QuorateError};
 use crate::engine::{Config, NodeId, TransferError};
 use crate::faults::Peers;
-use crate::runtime::{FaultCommand, NodeConfig, RunningNode, Shared, StartError};
+use crate::runtime::{FaultCommand, NodeConfig, NodeHandle, RunningNode, Shared, StartError};
 
 pub const MIN_SECRET_BYTES: usize = 16;
 
@@ -75,15 +75,16 @@ impl PyNodeCore {
         self.lock().shared.clone()
     }
 
-    /// Runs `f` on the running node. The lock is held meanwhile, so `f` must not wait long: the
-    /// commands it sends answer within milliseconds (or their own short timeouts).
-    fn with_node<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&RunningNode) -> T + Send) -> PyResult<T> {
-        let state = self.lock();
-        let node = state
+    /// Runs `f` with the running node's command handle, GIL released. The lock is never held while
+    /// the GIL is taken back (that order would deadlock against readers holding the GIL).
+    fn with_node<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&NodeHandle) -> T + Send) -> PyResult<T> {
+        let handle = self
+            .lock()
             .running
             .as_ref()
+            .map(RunningNode::handle)
             .ok_or_else(|| QuorateError::new_err(format!("node {:?} is not running", self.cfg.engine.id)))?;
-        Ok(py.detach(|| f(node)))
+        Ok(py.detach(|| f(&handle)))
     }
 
     fn fault(&self, py: Python<'_>, fault: FaultCommand) -> PyResult<()> {
@@ -197,15 +198,20 @@ impl PyNodeCore {
 
     /// Loads the durable state and starts the node; OSError if the address is busy.
     fn start(&self, py: Python<'_>) -> PyResult<()> {
-        let mut state = self.lock();
-        if state.running.is_some() {
+        if self.lock().running.is_some() {
             return Ok(());
         }
         let cfg = self.cfg.clone();
-        let node = py.detach(|| RunningNode::start(cfg)).map_err(|e| match e {
+        let mut node = py.detach(|| RunningNode::start(cfg)).map_err(|e| match e {
             StartError::Bind { .. } => PyOSError::new_err(e.to_string()),
             StartError::Durable(_) => QuorateError::new_err(e.to_string()),
         })?;
+        let mut state = self.lock();
+        if state.running.is_some() {
+            drop(state);
+            py.detach(move || node.crash()); // another thread started it meanwhile
+            return Ok(());
+        }
         state.address = node.local_addr.to_string();
         state.shared = Some(node.shared.clone());
         state.running = Some(node);

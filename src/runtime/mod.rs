@@ -5,4 +5,4 @@ pub mod durable;
 pub mod wire;
 pub mod node;
 
-pub use node::{runtime, EventRecord, FaultCommand, NodeConfig, RunningNode, Shared, Snapshot, StartError};
+pub use node::{runtime, EventRecord, FaultCommand, NodeConfig, NodeHandle, RunningNode, Shared, Snapshot, StartError};

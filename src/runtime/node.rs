@@ -220,7 +220,40 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// A cheap, cloneable way to send commands to a running node; usable without holding whatever
+/// owns the `RunningNode`.
+#[derive(Clone)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl NodeHandle {
+    fn command<T>(&self, make: impl FnOnce(std::sync::mpsc::Sender<T>) -> Command, timeout: Duration) -> Option<T> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.commands.try_send(make(tx)).ok()?;
+        rx.recv_timeout(timeout).ok()
+    }
+
+    pub fn resign(&self) -> bool {
+        self.command(|done| Command::Resign { done }, Duration::from_secs(5)).unwrap_or(false)
+    }
+
+    pub fn transfer_leadership(&self, to: &str) -> Result<(), TransferError> {
+        self.command(|done| Command::Transfer { to: to.to_string(), done }, Duration::from_secs(5))
+            .unwrap_or(Err(TransferError::NotLeader))
+    }
+
+    pub fn fault(&self, fault: FaultCommand) -> Result<(), crate::engine::ConfigError> {
+        self.command(|done| Command::Fault { fault, done }, Duration::from_secs(5))
+            .unwrap_or_else(|| Err(crate::engine::ConfigError::new("faults: the node is not running")))
+    }
+}
+
 impl RunningNode {
+    pub fn handle(&self) -> NodeHandle {
+        NodeHandle { commands: self.commands.clone() }
+    }
+
     /// Loads the durable state, binds the listener (a busy port fails here, at once) and starts
     /// the node's tasks on the shared runtime.
     pub fn start(cfg: NodeConfig) -> Result<RunningNode, StartError> {
@@ -271,24 +304,16 @@ impl RunningNode {
         Ok(RunningNode { commands, shutdown, shared, local_addr, driver: Some(driver) })
     }
 
-    fn command<T>(&self, make: impl FnOnce(std::sync::mpsc::Sender<T>) -> Command, timeout: Duration) -> Option<T> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.commands.try_send(make(tx)).ok()?;
-        rx.recv_timeout(timeout).ok()
-    }
-
     pub fn resign(&self) -> bool {
-        self.command(|done| Command::Resign { done }, Duration::from_secs(5)).unwrap_or(false)
+        self.handle().resign()
     }
 
     pub fn transfer_leadership(&self, to: &str) -> Result<(), TransferError> {
-        self.command(|done| Command::Transfer { to: to.to_string(), done }, Duration::from_secs(5))
-            .unwrap_or(Err(TransferError::NotLeader))
+        self.handle().transfer_leadership(to)
     }
 
     pub fn fault(&self, fault: FaultCommand) -> Result<(), crate::engine::ConfigError> {
-        self.command(|done| Command::Fault { fault, done }, Duration::from_secs(5))
-            .unwrap_or_else(|| Err(crate::engine::ConfigError::new("faults: the node is not running")))
+        self.handle().fault(fault)
     }
 
     /// Stops the node: a graceful stop hands leadership off first. Blocks (up to `timeout`) until

@@ -404,3 +404,19 @@ def test_an_even_group_and_a_missing_data_dir_warn():
         quorate.Node("a", members)
     messages = " ".join(str(w.message) for w in record)
     assert "even" in messages and "data_dir" in messages
+
+
+def test_rust_logs_reach_the_python_quorate_logger(caplog):
+    caplog.set_level(logging.DEBUG, logger="quorate")
+    ports = free_ports(2)
+    members = {"l0": f"127.0.0.1:{ports[0]}", "l1": f"127.0.0.1:{ports[1]}", "l2": "127.0.0.1:1"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = quorate.Node("l0", members, secret=b"sixteen-byte-key-a")
+        b = quorate.Node("l1", members, secret=b"sixteen-byte-key-b")
+    with a, b:
+        wait_until(
+            lambda: any("refused a peer frame" in r.getMessage() for r in caplog.records), ELECT, "a refusal logged"
+        )
+    refused = [r for r in caplog.records if "refused a peer frame" in r.getMessage()]
+    assert refused[0].name.startswith("quorate") and refused[0].levelno == logging.WARNING

@@ -22,7 +22,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
-from ._core import Event, _NodeCore
+from ._core import Event, _NodeCore, _take_log_records
 from .errors import ConfigError, QuorateError
 
 __all__ = ["Node", "Status", "PeerStatus", "Faults", "Subscription"]
@@ -48,6 +48,26 @@ def _stop_all_at_exit() -> None:
             node._shutdown(graceful=False, timeout=1.0)
         except Exception:  # pragma: no cover - best effort at exit
             pass
+
+
+_log_forwarder: Optional[threading.Thread] = None
+_log_forwarder_lock = threading.Lock()
+
+
+def _forward_logs() -> None:
+    """Moves the Rust side's log records into the "quorate" logger, on this one Python thread."""
+    while True:
+        for levelno, target, message in _take_log_records(1.0):
+            name = "quorate" if target in ("quorate", "") else "quorate." + target.split("::", 1)[-1].replace("::", ".")
+            logging.getLogger(name).log(levelno, "%s", message)
+
+
+def _ensure_log_forwarder() -> None:
+    global _log_forwarder
+    with _log_forwarder_lock:
+        if _log_forwarder is None or not _log_forwarder.is_alive():
+            _log_forwarder = threading.Thread(target=_forward_logs, name="quorate-logs", daemon=True)
+            _log_forwarder.start()
 
 
 @dataclass(frozen=True)
@@ -293,6 +313,7 @@ class Node:
         self._check_process()
         if self._core.running:
             return self
+        _ensure_log_forwarder()
         self._core.start()
         self._stopping.clear()
         self._dispatcher = threading.Thread(

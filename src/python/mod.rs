@@ -4,6 +4,7 @@
 mod convert;
 mod core;
 mod event;
+mod logbridge;
 mod node;
 mod sim;
 
@@ -17,5 +18,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<event::PyEvent>()?;
     m.add_class::<node::PyNodeCore>()?;
     m.add_function(wrap_pyfunction!(sim::failover_trials, m)?)?;
+    m.add_function(wrap_pyfunction!(logbridge::_take_log_records, m)?)?;
+    m.add_function(wrap_pyfunction!(logbridge::_log_records_dropped, m)?)?;
+    logbridge::install();
     Ok(())
 }

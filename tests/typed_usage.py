@@ -34,7 +34,23 @@ def drive_core() -> List[str]:
     return [str(o["kind"]) for o in core.tick(deadline)]
 
 
+def networked() -> str:
+    with quorate.LocalCluster(1) as cluster:
+        leader: str = cluster.wait_for_leader(10.0)
+        node: quorate.Node = cluster.nodes[leader]
+        status: quorate.Status = node.status()
+        token: Optional[int] = node.fencing_token
+        assert status.is_leader and token == status.term
+        peers: Dict[str, quorate.PeerStatus] = status.peers
+        assert not peers
+        with node.subscribe() as sub:
+            assert not sub.closed
+        node.faults.drop(0.0)
+        return leader + node.metrics_text()[:0]
+
+
 def main() -> None:
+    assert networked() == "n1"
     assert leader_after_crash(1) is not None
     sim = quorate.Simulation(["x", "y", "z"], seed=2)
     sim.run_until_leader(5.0)

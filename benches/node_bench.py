@@ -16,7 +16,6 @@ to the last survivor's `leader_changed` naming the new leader, so polling adds n
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import resource
@@ -27,12 +26,14 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import warnings
-from typing import Dict, List, Optional
+from typing import List
 
 import quorate
 from quorate.cluster import free_ports
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from process_harness import agreed_leader as agreed, make_group  # noqa: E402 - shared with the tests
 
 
 def summarize(name: str, values_s: List[float]) -> str:
@@ -43,43 +44,6 @@ def summarize(name: str, values_s: List[float]) -> str:
 
 
 HEADER = "| scenario | trials | mean ms | median ms | p90 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|"
-
-
-class Proc:
-    def __init__(self, node_id: str, members: Dict[str, str], status_port: int, root: str, timing: List[str]):
-        self.node_id, self.members, self.status_port, self.timing = node_id, members, status_port, timing
-        self.data_dir = os.path.join(root, node_id)
-        self.log_path = os.path.join(root, f"{node_id}.jsonl")
-        self.popen: Optional[subprocess.Popen] = None
-
-    def start(self) -> None:
-        args = [sys.executable, "-m", "quorate", "node", "--id", self.node_id, "--data-dir", self.data_dir,
-                "--status-bind", f"127.0.0.1:{self.status_port}", "--quiet-warnings", *self.timing]
-        for i, a in self.members.items():
-            args += ["--member", f"{i}={a}"]
-        self.popen = subprocess.Popen(args, stdout=open(self.log_path, "a"), stderr=subprocess.DEVNULL)
-
-    def status(self) -> Optional[dict]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.status_port}/status", timeout=1.0) as r:
-                return json.loads(r.read())
-        except OSError:
-            return None
-
-    def events_since(self, t: float) -> List[dict]:
-        with open(self.log_path) as f:
-            return [e for e in map(json.loads, (l for l in f if l.startswith("{"))) if e.get("at", 0) >= t]
-
-
-def agreed(procs: Dict[str, Proc], alive: List[str]) -> Optional[str]:
-    st = {i: procs[i].status() for i in alive}
-    if any(s is None for s in st.values()):
-        return None
-    leaders = {s["leader"] for s in st.values()}
-    if len(leaders) != 1:
-        return None
-    (leader,) = leaders
-    return leader if leader in st and st[leader]["is_leader"] else None
 
 
 def wait(pred, timeout: float):
@@ -95,10 +59,8 @@ def wait(pred, timeout: float):
 def failover(members: int, trials: int, aggressive: bool) -> str:
     timing = ["--election-timeout", "0.012", "0.024", "--heartbeat-interval", "0.005"] if aggressive else []
     root = tempfile.mkdtemp(prefix="quorate-bench-")
-    ports = free_ports(2 * members)
-    ids = [f"b{i}" for i in range(1, members + 1)]
-    addrs = {i: f"127.0.0.1:{ports[k]}" for k, i in enumerate(ids)}
-    procs = {i: Proc(i, addrs, ports[members + k], root, timing) for k, i in enumerate(ids)}
+    procs = make_group(members, root, free_ports(2 * members), timing, prefix="b")
+    ids = list(procs)
     for p in procs.values():
         p.start()
     times: List[float] = []
@@ -116,7 +78,7 @@ def failover(members: int, trials: int, aggressive: bool) -> str:
             new = wait(lambda: agreed(procs, alive), 30)
             learned = []
             for i in alive:
-                evs = [e for e in procs[i].events_since(t_kill) if e["kind"] == "leader_changed" and e["leader"] == new]
+                evs = [e for e in procs[i].events(since=t_kill) if e["kind"] == "leader_changed" and e["leader"] == new]
                 learned.append(min(e["at"] for e in evs) if evs else time.monotonic())
             times.append(max(learned) - t_kill)
             procs[leader].start()

@@ -2,69 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 import urllib.request
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import pytest
 
 from quorate.cluster import free_ports
 
 from conftest import wait_until
+from process_harness import Proc, agreed_leader, make_group
 
 ELECT = 15.0
-
-
-class Proc:
-    def __init__(self, node_id: str, members: Dict[str, str], status_port: int, data_dir: str, log_dir) -> None:
-        self.node_id = node_id
-        self.members = members
-        self.status_port = status_port
-        self.data_dir = data_dir
-        self.log_path = log_dir / f"{node_id}.jsonl"
-        self.popen: Optional[subprocess.Popen] = None
-
-    def start(self) -> None:
-        args = [sys.executable, "-m", "quorate", "node", "--id", self.node_id, "--data-dir", self.data_dir,
-                "--status-bind", f"127.0.0.1:{self.status_port}", "--quiet-warnings"]
-        for i, a in self.members.items():
-            args += ["--member", f"{i}={a}"]
-        self.log = open(self.log_path, "a")
-        self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def status(self) -> Optional[dict]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.status_port}/status", timeout=1.0) as r:
-                return json.loads(r.read())
-        except OSError:
-            return None
-
-    def events(self) -> List[dict]:
-        out = []
-        with open(self.log_path) as f:
-            for line in f:
-                if line.startswith("{"):
-                    out.append(json.loads(line))
-        return out
-
-    def signal(self, sig: int) -> None:
-        assert self.popen is not None
-        self.popen.send_signal(sig)
-
-    def wait(self, timeout: float) -> int:
-        assert self.popen is not None
-        return self.popen.wait(timeout)
-
-    def kill(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(10)
 
 
 @pytest.fixture
@@ -72,10 +25,7 @@ def procs(tmp_path):
     made: List[Proc] = []
 
     def make(count: int) -> Dict[str, Proc]:
-        ports = free_ports(2 * count)
-        ids = [f"p{i}" for i in range(1, count + 1)]
-        members = {i: f"127.0.0.1:{ports[k]}" for k, i in enumerate(ids)}
-        group = {i: Proc(i, members, ports[count + k], str(tmp_path / i), tmp_path) for k, i in enumerate(ids)}
+        group = make_group(count, str(tmp_path), free_ports(2 * count))
         for p in group.values():
             p.start()
             made.append(p)
@@ -86,19 +36,6 @@ def procs(tmp_path):
         if p.popen is not None and p.popen.poll() is None:
             p.signal(signal.SIGCONT)
         p.kill()
-
-
-def agreed_leader(group: Dict[str, Proc], alive: List[str]) -> Optional[str]:
-    statuses = {i: group[i].status() for i in alive}
-    if any(s is None for s in statuses.values()):
-        return None
-    leaders = {s["leader"] for s in statuses.values()}
-    if len(leaders) != 1:
-        return None
-    (leader,) = leaders
-    if leader not in statuses or not statuses[leader]["is_leader"]:
-        return None
-    return leader
 
 
 def elected_tokens_increase(group: Dict[str, Proc]) -> None:

@@ -36,6 +36,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 MAX_SUBSCRIPTION_BACKLOG = 10_000
 # How long a blocking wait sleeps between checks for Ctrl-C.
 _WAIT_SLICE = 0.1
+# The dispatcher's wait per round: a stop wakes it at once, so this only bounds idle wake-ups.
+_DISPATCH_SLICE = 1.0
 
 _live_nodes: "weakref.WeakSet[Node]" = weakref.WeakSet()
 
@@ -508,7 +510,7 @@ class Node:
     def _dispatch(self) -> None:
         core = self._core
         while True:
-            event = core.next_event(_WAIT_SLICE)
+            event = core.next_event(_DISPATCH_SLICE)
             if event is None:
                 if self._stopping.is_set():
                     break

@@ -7,30 +7,6 @@ use super::convert::{config_err, config_error, members_from_py, secs, timing, Sa
 use super::event::PyEvent;
 use crate::sim::{self, SimConfig, Simulation};
 
-fn sim_config(
-    members: &Bound<'_, PyAny>,
-    algorithm: &str,
-    seed: u64,
-    election_timeout: (f64, f64),
-    heartbeat_interval: f64,
-    latency: (f64, f64),
-    drop_rate: f64,
-    duplicate_rate: f64,
-    pre_vote: bool,
-    check_quorum: bool,
-    max_clock_drift: f64,
-) -> PyResult<SimConfig> {
-    let members = members_from_py(members)?;
-    let timing = timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
-    Ok(SimConfig {
-        timing,
-        latency: (secs("latency", latency.0)?, secs("latency", latency.1)?),
-        drop_rate,
-        duplicate_rate,
-        ..SimConfig::new(members, seed)
-    })
-}
-
 #[pyclass(name = "Simulation", module = "quorate")]
 pub struct PySimulation {
     sim: Simulation,
@@ -58,12 +34,18 @@ impl PySimulation {
         check_quorum: bool,
         max_clock_drift: f64,
     ) -> PyResult<Self> {
-        let five = 5i64.into_pyobject(py)?.into_any();
-        let members = members.unwrap_or(&five);
-        let cfg = sim_config(
-            members, algorithm, seed, election_timeout, heartbeat_interval, latency, drop_rate, duplicate_rate,
-            pre_vote, check_quorum, max_clock_drift,
-        )?;
+        let members = match members {
+            Some(m) => members_from_py(m)?,
+            None => members_from_py(&5i64.into_pyobject(py)?.into_any())?,
+        };
+        let timing = timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
+        let cfg = SimConfig {
+            timing,
+            latency: (secs("latency", latency.0)?, secs("latency", latency.1)?),
+            drop_rate,
+            duplicate_rate,
+            ..SimConfig::new(members, seed)
+        };
         Ok(PySimulation { sim: Simulation::new(cfg).map_err(config_error)? })
     }
 

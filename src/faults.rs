@@ -135,6 +135,11 @@ impl Faults {
         *self = Faults::default();
     }
 
+    /// Clears the link faults (cuts, drop, duplicate, delay); pause and clock rate stay.
+    pub fn heal_links(&mut self) {
+        *self = Faults { paused: self.paused, clock_rate: self.clock_rate, ..Faults::default() };
+    }
+
     pub fn is_paused(&self) -> bool {
         self.paused
     }

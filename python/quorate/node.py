@@ -20,16 +20,17 @@ import types
 import warnings
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from ._core import Event, _NodeCore, _take_log_records
-from .errors import ConfigError, QuorateError
+from .errors import ConfigError, NotLeaderError, QuorateError
 
 __all__ = ["Node", "Status", "PeerStatus", "Faults", "Subscription"]
 
 logger = logging.getLogger("quorate")
 
 Callback = Callable[[Event], None]
+T = TypeVar("T")
 PathLike = Union[str, "os.PathLike[str]"]
 
 # Bounds: a subscription nobody reads keeps at most this many events (the oldest are dropped).
@@ -417,11 +418,10 @@ class Node:
         label = f'node="{_escape(self.node_id)}"'
         lines: List[str] = []
 
-        def metric(name: str, kind: str, help_text: str, value: float, extra: str = "") -> None:
-            labels = label + (("," + extra) if extra else "")
+        def metric(name: str, kind: str, help_text: str, value: float) -> None:
             lines.append(f"# HELP quorate_{name} {help_text}")
             lines.append(f"# TYPE quorate_{name} {kind}")
-            lines.append(f"quorate_{name}{{{labels}}} {value}")
+            lines.append(f"quorate_{name}{{{label}}} {value}")
 
         metric("term", "gauge", "Current Raft term.", s.term)
         metric("is_leader", "gauge", "1 while this node leads and holds its lease.", int(s.is_leader))
@@ -435,18 +435,23 @@ class Node:
             lines.append(f'quorate_peer_connected{{{label},peer="{_escape(peer)}"}} {int(p.connected)}')
         return "\n".join(lines) + "\n"
 
+    def _wait_for(self, ready: Callable[[], Optional[T]], timeout: Optional[float], what: str) -> T:
+        """Waits until `ready()` returns something, waking on every published change (GIL released,
+        in slices so Ctrl-C works); TimeoutError naming `what` after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            value = ready()
+            if value is not None:
+                return value
+            remaining = _WAIT_SLICE if deadline is None else min(_WAIT_SLICE, deadline - time.monotonic())
+            if remaining <= 0:
+                raise TimeoutError(f"{what} within {timeout} s")
+            self._core.wait_changed(remaining)
+
     def wait_for_leader(self, timeout: Optional[float] = None) -> str:
         """The leader's id once this node knows one; TimeoutError otherwise. Ctrl-C interrupts."""
         self._check_process()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            leader = self.leader
-            if leader is not None:
-                return leader
-            remaining = _WAIT_SLICE if deadline is None else min(_WAIT_SLICE, deadline - time.monotonic())
-            if remaining <= 0:
-                raise TimeoutError(f"no leader known to {self.node_id!r} within {timeout} s")
-            self._core.wait_changed(remaining)
+        return self._wait_for(lambda: self.leader, timeout, f"no leader known to {self.node_id!r}")
 
     async def wait_for_leader_async(self, timeout: Optional[float] = None) -> str:
         loop = asyncio.get_running_loop()
@@ -494,16 +499,9 @@ class Node:
         if to not in self.members or to == self.node_id:
             raise ConfigError(f"to: {to!r} is not a peer of {self.node_id!r}")
         if not self._core.running:
-            from .errors import NotLeaderError
-
             raise NotLeaderError(f"{self.node_id!r} is not running")
         self._core.transfer_leadership(to)
-        deadline = time.monotonic() + timeout
-        while self.leader != to:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"{to!r} did not become leader within {timeout} s")
-            self._core.wait_changed(min(_WAIT_SLICE, remaining))
+        self._wait_for(lambda: True if self.leader == to else None, timeout, f"{to!r} did not become leader")
 
     # ----- the dispatcher thread ------------------------------------------------------------------
 

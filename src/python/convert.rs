@@ -27,7 +27,7 @@ pub fn config_err(message: impl Into<String>) -> PyErr {
     PyConfigError::new_err(message.into())
 }
 
-/// The timing options shared by Core, Simulation and (later) Node, validated as API.md lists.
+/// The timing options shared by Core, Simulation and Node, validated as API.md lists.
 pub fn timing(
     algorithm: &str,
     election_timeout: (f64, f64),

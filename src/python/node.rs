@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Instant, SystemTime};
 
@@ -16,7 +15,9 @@ use super::event::PyEvent;
 use super::convert::{config_err, config_error, secs, timing, NotLeaderError, QuorateError};
 use crate::engine::{Config, NodeId, TransferError};
 use crate::faults::Peers;
-use crate::runtime::{FaultCommand, NodeConfig, NodeHandle, RunningNode, Shared, StartError};
+use crate::engine::Role;
+use crate::runtime::node::Counters;
+use crate::runtime::{FaultCommand, NodeConfig, NodeHandle, RunningNode, Shared, Snapshot, StartError};
 
 pub const MIN_SECRET_BYTES: usize = 16;
 
@@ -36,6 +37,18 @@ fn monotonic(origin: (Instant, f64), t: Instant) -> f64 {
         Some(d) => origin.1 + d.as_secs_f64(),
         None => origin.1 - origin.0.duration_since(t).as_secs_f64(),
     }
+}
+
+fn role_name(role: Option<Role>) -> &'static str {
+    role.map_or("stopped", Role::name)
+}
+
+fn faults_dict<'py>(py: Python<'py>, snapshot: Option<&Snapshot>) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in snapshot.map(|s| s.faults.as_slice()).unwrap_or_default() {
+        d.set_item(k, v)?;
+    }
+    Ok(d)
 }
 
 /// Checks a "host:port" address: a host (name, IPv4, or [IPv6]) and a port number.
@@ -102,28 +115,15 @@ impl PyNodeCore {
         Ok(Peers::Only(peers.into_iter().collect()))
     }
 
-    fn counter_values(&self) -> Vec<(&'static str, u64)> {
-        let Some(shared) = self.shared() else {
-            return ["elections_started", "elections_won", "leader_changes", "messages_sent", "messages_received", "messages_rejected", "messages_dropped"]
-                .into_iter()
-                .map(|n| (n, 0))
-                .collect();
-        };
-        let c = &shared.counters;
-        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        vec![
-            ("elections_started", get(&c.elections_started)),
-            ("elections_won", get(&c.elections_won)),
-            ("leader_changes", get(&c.leader_changes)),
-            ("messages_sent", get(&c.messages_sent)),
-            ("messages_received", get(&c.messages_received)),
-            ("messages_rejected", get(&c.messages_rejected)),
-            ("messages_dropped", get(&c.messages_dropped)),
-        ]
+    fn counter_values(&self) -> [(&'static str, u64); 7] {
+        self.shared().map_or_else(|| Counters::default().values(), |s| s.counters.values())
     }
 
-    fn snapshot(&self) -> Option<crate::runtime::Snapshot> {
-        self.shared().map(|s| s.snapshot.lock().expect("snapshot lock").clone())
+    /// Reads the published snapshot under its lock without copying it; None before the first start.
+    fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> Option<T> {
+        let shared = self.shared()?;
+        let snapshot = shared.snapshot.lock().expect("snapshot lock");
+        Some(f(&snapshot))
     }
 }
 
@@ -187,8 +187,6 @@ impl PyNodeCore {
         if cluster.is_empty() || cluster.len() > 255 {
             return Err(config_err("cluster: must be 1 to 255 bytes"));
         }
-        let address = bind.clone();
-        let _ = address;
         Ok(PyNodeCore {
             cfg: NodeConfig { engine, addresses: members, bind, data_dir, secret, cluster },
             state: Mutex::new(CoreState::default()),
@@ -256,39 +254,36 @@ impl PyNodeCore {
 
     #[getter]
     fn role(&self) -> &'static str {
-        self.snapshot().and_then(|s| s.role).map_or("stopped", |r| r.name())
+        role_name(self.read(|s| s.role).flatten())
     }
 
     #[getter]
     fn term(&self) -> u64 {
-        self.snapshot().map_or(0, |s| s.term)
+        self.read(|s| s.term).unwrap_or(0)
     }
 
     #[getter]
     fn leader(&self) -> Option<String> {
-        self.snapshot().and_then(|s| s.leader)
+        self.read(|s| s.leader.clone()).flatten()
     }
 
     #[getter]
     fn is_leader(&self) -> bool {
-        let Some(shared) = self.shared() else { return false };
-        let leading = shared.snapshot.lock().expect("snapshot lock").is_leader(Instant::now());
-        leading
+        self.read(|s| s.is_leader(Instant::now())).unwrap_or(false)
     }
 
     #[getter]
     fn fencing_token(&self) -> Option<u64> {
-        let s = self.snapshot()?;
-        s.is_leader(Instant::now()).then_some(s.term)
+        self.read(|s| s.is_leader(Instant::now()).then_some(s.term)).flatten()
     }
 
     /// Everything `Node.status()` reports, as a dict.
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let now = Instant::now();
         let d = PyDict::new(py);
-        let snap = self.snapshot();
+        let snap = self.read(Snapshot::clone);
         d.set_item("node_id", &self.cfg.engine.id)?;
-        d.set_item("role", self.role())?;
+        d.set_item("role", role_name(snap.as_ref().and_then(|s| s.role)))?;
         d.set_item("term", snap.as_ref().map_or(0, |s| s.term))?;
         d.set_item("leader", snap.as_ref().and_then(|s| s.leader.clone()))?;
         d.set_item("voted_for", snap.as_ref().and_then(|s| s.voted_for.clone()))?;
@@ -315,13 +310,7 @@ impl PyNodeCore {
             }
         }
         d.set_item("peers", peers)?;
-        let faults = PyDict::new(py);
-        if let Some(s) = &snap {
-            for (k, v) in &s.faults {
-                faults.set_item(k, v)?;
-            }
-        }
-        d.set_item("faults", faults)?;
+        d.set_item("faults", faults_dict(py, snap.as_ref())?)?;
         for (name, value) in self.counter_values() {
             d.set_item(name, value)?;
         }
@@ -418,13 +407,7 @@ impl PyNodeCore {
     }
 
     fn faults_active<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        if let Some(s) = self.snapshot() {
-            for (k, v) in s.faults {
-                d.set_item(k, v)?;
-            }
-        }
-        Ok(d)
+        faults_dict(py, self.read(Snapshot::clone).as_ref())
     }
 
     fn peer_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {

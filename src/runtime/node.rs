@@ -104,7 +104,22 @@ pub struct Counters {
     pub messages_received: AtomicU64,
     pub messages_rejected: AtomicU64,
     pub messages_dropped: AtomicU64,
-    pub events_dropped: AtomicU64,
+}
+
+impl Counters {
+    /// Every counter by the name `Node.status()` and the metrics give it.
+    pub fn values(&self) -> [(&'static str, u64); 7] {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            ("elections_started", get(&self.elections_started)),
+            ("elections_won", get(&self.elections_won)),
+            ("leader_changes", get(&self.leader_changes)),
+            ("messages_sent", get(&self.messages_sent)),
+            ("messages_received", get(&self.messages_received)),
+            ("messages_rejected", get(&self.messages_rejected)),
+            ("messages_dropped", get(&self.messages_dropped)),
+        ]
+    }
 }
 
 /// Shared between the node's tasks and its readers.
@@ -151,7 +166,6 @@ impl Shared {
     fn push_event(&self, e: EventRecord) {
         let mut q = self.events.lock().expect("events lock");
         if q.len() >= MAX_PENDING_EVENTS {
-            self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
             log::error!("event queue full: dropping {:?} (a callback is far too slow)", e.kind);
             return;
         }
@@ -283,7 +297,7 @@ impl RunningNode {
         let _guard = rt.enter();
         let listener = TcpListener::from_std(std_listener).map_err(bind_err)?;
         rt.spawn(accept_loop(listener, cfg.clone(), auth.clone(), inbox_tx, shared.clone(), shutdown_rx.clone()));
-        let mut outboxes: BTreeMap<NodeId, mpsc::Sender<(Instant, Message)>> = BTreeMap::new();
+        let mut outboxes: BTreeMap<NodeId, Outbox> = BTreeMap::new();
         for (peer, address) in cfg.addresses.iter().filter(|(id, _)| **id != cfg.engine.id) {
             let (tx, rx) = mpsc::channel(OUTBOX);
             outboxes.insert(peer.clone(), tx);
@@ -302,18 +316,6 @@ impl RunningNode {
         let driver = Driver::new(cfg, hard, durable, shared.clone(), outboxes);
         let driver = rt.spawn(driver.run(command_rx, inbox_rx, shutdown_rx));
         Ok(RunningNode { commands, shutdown, shared, local_addr, driver: Some(driver) })
-    }
-
-    pub fn resign(&self) -> bool {
-        self.handle().resign()
-    }
-
-    pub fn transfer_leadership(&self, to: &str) -> Result<(), TransferError> {
-        self.handle().transfer_leadership(to)
-    }
-
-    pub fn fault(&self, fault: FaultCommand) -> Result<(), crate::engine::ConfigError> {
-        self.handle().fault(fault)
     }
 
     /// Stops the node: a graceful stop hands leadership off first. Blocks (up to `timeout`) until
@@ -401,6 +403,7 @@ impl LocalClock {
 }
 
 type Outbox = mpsc::Sender<(Instant, Message)>;
+type Connection = Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>;
 
 struct Driver {
     cfg: NodeConfig,
@@ -449,7 +452,7 @@ impl Driver {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let outputs = self.engine.tick(self.clock.now());
-        self.carry_out(outputs);
+        self.act(outputs);
         loop {
             let paused = self.faults.is_paused();
             let deadline = self
@@ -464,7 +467,7 @@ impl Driver {
                     Some(Command::Stop { graceful, done }) => {
                         if graceful && self.engine.role() == Role::Leader {
                             let outputs = self.engine.resign(self.clock.now());
-                            self.carry_out(outputs);
+                            self.act(outputs);
                             self.flush(HANDOFF_FLUSH).await;
                         }
                         let _ = done.send(());
@@ -476,7 +479,7 @@ impl Driver {
                 Some((from, message)) = inbox.recv(), if !paused => self.receive(from, message),
                 _ = tokio::time::sleep_until(deadline), if !paused => {
                     let outputs = self.engine.tick(self.clock.now());
-                    self.carry_out(outputs);
+                    self.act(outputs);
                 }
             }
         }
@@ -488,16 +491,18 @@ impl Driver {
             Command::Resign { done } => {
                 let was_leader = self.engine.role() == Role::Leader;
                 let outputs = self.engine.resign(self.clock.now());
-                self.carry_out(outputs);
+                self.act(outputs);
                 let _ = done.send(was_leader);
             }
             Command::Transfer { to, done } => {
                 let result = self.engine.transfer_leadership(self.clock.now(), &to);
-                let _ = done.send(result.map(|outputs| self.carry_out(outputs)));
+                let _ = done.send(result.map(|outputs| self.act(outputs)));
             }
             Command::Fault { fault, done } => {
                 let result = self.apply_fault(fault, inbox);
-                self.shared.publish(|s| s.faults = self.faults.active());
+                // A clock-rate change moves the lease's real end too, so republish all of it.
+                let active = self.faults.active();
+                self.publish_state(|s| s.faults = active);
                 let _ = done.send(result);
             }
         }
@@ -519,13 +524,11 @@ impl Driver {
             FaultCommand::ClockRate(rate) => {
                 self.faults.set_clock_rate(rate)?;
                 self.clock.set_rate(rate);
-                self.publish_state();
             }
             FaultCommand::Heal => {
                 self.resume(inbox);
                 self.faults.heal();
                 self.clock.set_rate(1.0);
-                self.publish_state();
             }
         }
         Ok(())
@@ -541,7 +544,7 @@ impl Driver {
             self.receive(from, message);
         }
         let outputs = self.engine.tick(self.clock.now());
-        self.carry_out(outputs);
+        self.act(outputs);
     }
 
     fn receive(&mut self, from: NodeId, message: Message) {
@@ -552,30 +555,35 @@ impl Driver {
         self.shared.bump(&self.shared.counters.messages_received);
         let now = Instant::now();
         let is_heartbeat = matches!(message, Message::Heartbeat { .. });
-        self.shared.publish(|s| {
-            if let Some(p) = s.peers.get_mut(&from) {
-                p.last_contact = Some(now);
-            }
-            if is_heartbeat {
-                s.last_heartbeat = Some(now);
-            }
-        });
         let outputs = self.engine.step(self.clock.now(), &from, message);
-        self.carry_out(outputs);
+        if self.carry_out(outputs) {
+            self.publish_state(|s| {
+                if let Some(p) = s.peers.get_mut(&from) {
+                    p.last_contact = Some(now);
+                }
+                if is_heartbeat {
+                    s.last_heartbeat = Some(now);
+                }
+            });
+        }
     }
 
-    /// Carries out one batch of outputs in order. If the state cannot be made durable, nothing of
-    /// the batch is sent and the engine restarts from the last durable state (a vote it cannot
-    /// remember must never leave the node).
-    fn carry_out(&mut self, outputs: Vec<Output>) {
+    /// Carries out one batch of outputs in order; the caller publishes the new state. If the state
+    /// cannot be made durable, nothing of the batch is sent and the engine restarts from the last
+    /// durable state (a vote it cannot remember must never leave the node); then this returns
+    /// false, the restart having published already.
+    #[must_use]
+    fn carry_out(&mut self, outputs: Vec<Output>) -> bool {
         for output in outputs {
             match output {
                 Output::Persist(hard) => {
                     if let Some(d) = &self.durable {
-                        if let Err(e) = d.save(&hard) {
+                        // An fsync takes milliseconds: let the runtime move other nodes' tasks
+                        // off this worker meanwhile.
+                        if let Err(e) = tokio::task::block_in_place(|| d.save(&hard)) {
                             log::error!("{}: cannot persist term and vote, restarting the engine from the last durable state: {e}", self.cfg.engine.id);
                             self.restart_engine();
-                            return;
+                            return false;
                         }
                     }
                     self.durable_hard = hard;
@@ -584,7 +592,14 @@ impl Driver {
                 Output::Event(e) => self.event(e),
             }
         }
-        self.publish_state();
+        true
+    }
+
+    /// Carries out a batch and publishes the resulting state.
+    fn act(&mut self, outputs: Vec<Output>) {
+        if self.carry_out(outputs) {
+            self.publish_state(|_| {});
+        }
     }
 
     fn restart_engine(&mut self) {
@@ -592,7 +607,7 @@ impl Driver {
         let cfg = Config { seed: crate::sim::mix(self.cfg.engine.seed, self.boots), ..self.cfg.engine.clone() };
         self.engine = Raft::new(cfg, self.durable_hard.clone());
         let outputs = self.engine.tick(self.clock.now());
-        self.carry_out(outputs);
+        self.act(outputs);
     }
 
     fn send(&mut self, to: NodeId, message: Message) {
@@ -641,10 +656,12 @@ impl Driver {
         });
     }
 
-    fn publish_state(&self) {
+    /// Publishes the engine's state, and whatever `more` adds, under one lock.
+    fn publish_state(&self, more: impl FnOnce(&mut Snapshot)) {
         let state = self.engine.state();
         let lease_until = state.lease_expiry.map(|e| self.clock.real(e));
         self.shared.publish(|s| {
+            more(s);
             s.role = Some(state.role);
             s.term = state.term;
             s.voted_for = state.voted_for;
@@ -788,7 +805,7 @@ impl Dialer {
         }
     }
 
-    async fn connect(&self) -> Result<(Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>, wire::Session), String> {
+    async fn connect(&self) -> Result<(Connection, wire::Session), String> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.address))
             .await
             .map_err(|_| "connect timed out".to_string())?
@@ -812,7 +829,7 @@ impl Dialer {
     /// Writes messages until the connection fails (false) or the node shuts down (true).
     async fn pump(
         &self,
-        mut framed: Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
+        mut framed: Connection,
         mut session: wire::Session,
         outbox: &mut mpsc::Receiver<(Instant, Message)>,
         shutdown: &mut watch::Receiver<bool>,

@@ -83,23 +83,23 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-fn mac_over(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+/// An HMAC over `parts`, each length-prefixed so that ("ab", "c") and ("a", "bc") differ.
+fn keyed(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
     for p in parts {
-        // Length-prefix each part so that ("ab", "c") and ("a", "bc") differ.
         mac.update(&(p.len() as u64).to_le_bytes());
         mac.update(p);
     }
-    mac.finalize().into_bytes().to_vec()
+    mac
 }
 
+fn mac_over(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    keyed(key, parts).finalize().into_bytes().to_vec()
+}
+
+/// Constant-time comparison, as `verify_slice` does.
 fn verify(key: &[u8], parts: &[&[u8]], tag: &[u8]) -> bool {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-    for p in parts {
-        mac.update(&(p.len() as u64).to_le_bytes());
-        mac.update(p);
-    }
-    mac.verify_slice(tag).is_ok()
+    keyed(key, parts).verify_slice(tag).is_ok()
 }
 
 impl Auth {

@@ -14,7 +14,7 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
 use crate::engine::{Config, ConfigError, EventKind, HardState, Message, NodeId, Output, Raft, Role, Term, Timing};
-use crate::faults::{Faults, Peers};
+use crate::faults::Faults;
 pub use checker::{Checker, Violation};
 
 /// Messages a paused node holds for later, like a socket buffer under SIGSTOP; beyond it they drop.
@@ -547,12 +547,7 @@ impl Simulation {
     /// own; clock rates and the network's drop and duplicate rates stay as set.
     pub fn heal(&mut self) {
         for n in &mut self.nodes {
-            let (paused, rate) = (n.faults.is_paused(), n.faults.clock_rate());
-            n.faults.heal();
-            if paused {
-                n.faults.pause();
-            }
-            n.faults.set_clock_rate(rate).expect("rate was valid");
+            n.faults.heal_links();
         }
     }
 
@@ -565,10 +560,6 @@ impl Simulation {
     pub fn isolate(&mut self, id: &str) -> Result<(), ConfigError> {
         self.faults_mut(id)?.isolate();
         Ok(())
-    }
-
-    pub fn set_node_drop(&mut self, id: &str, rate: f64) -> Result<(), ConfigError> {
-        self.faults_mut(id)?.drop(rate, Peers::All)
     }
 
     /// Freezes a node for `span`: no timers, no message handling; messages queue and are handled

@@ -1,6 +1,7 @@
 //! Scripted transcripts in the style of etcd-io/raft's `testdata/*.txt`: a reviewer reads each file
-//! top to bottom as a story. Every command prints what the engines did; `REWRITE=1 cargo test
-//! --test transcripts` regenerates the expected output after a deliberate change.
+//! top to bottom as a story. Every command prints what the engines did (a `demoted` event with its
+//! `reason=`); `REWRITE=1 cargo test --test transcripts` regenerates the expected output after a
+//! deliberate change.
 //!
 //! Commands:
 //!   cluster ids=(a,b,c) [pre_vote=false] [check_quorum=false]   a fresh group, all booted at t=0
@@ -104,7 +105,9 @@ impl Net {
                 }
                 Output::Event(e) => {
                     let leader = e.leader.as_deref().unwrap_or("-");
-                    writeln!(out, "{indent}{id}: event {} term={} leader={leader}", e.kind.name(), e.term).unwrap();
+                    let reason = e.reason.map(|r| format!(" reason={}", r.name())).unwrap_or_default();
+                    let (kind, term) = (e.kind.name(), e.term);
+                    writeln!(out, "{indent}{id}: event {kind} term={term} leader={leader}{reason}").unwrap();
                 }
             }
         }

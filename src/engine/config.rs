@@ -65,6 +65,10 @@ pub struct Timing {
     pub election_timeout: (Duration, Duration),
     pub heartbeat_interval: Duration,
     pub pre_vote: bool,
+    /// Check-quorum (thesis 6.2) for a leader that has not yet earned its lease: it steps down once
+    /// no majority has acknowledged a heartbeat round for `election_timeout.0` since it won. Off, such a
+    /// leader stays leader (never `is_leader`) until a higher term deposes it. A leader that has held
+    /// its lease steps down the moment the lease lapses, whatever this says.
     pub check_quorum: bool,
     /// Assumed bound on how much faster one clock runs than another (0.05 = 5%).
     pub max_clock_drift: f64,

@@ -72,11 +72,49 @@ impl EventKind {
     }
 }
 
+/// Why a leadership ended; every `Demoted` event carries one.
+///
+/// The engine itself produces `LostLease`, `HigherTerm`, `Resigned` and `Stopped`; drivers produce
+/// `Crashed` (the simulator's crash, the runtime's abrupt stop) and `Storage` (the runtime could not
+/// persist), for leaderships that end without the engine being asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DemoteReason {
+    /// The lease lapsed: no majority acknowledged a heartbeat round in time.
+    LostLease,
+    /// A message carried a higher term.
+    HigherTerm,
+    /// `resign()` or `transfer_leadership()` handed leadership to a peer.
+    Resigned,
+    /// A graceful stop (`shut_down`) handed leadership to a peer.
+    Stopped,
+    /// The node crashed or was killed while leading.
+    Crashed,
+    /// The node's durable state could not be written.
+    Storage,
+}
+
+impl DemoteReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            DemoteReason::LostLease => "lost_lease",
+            DemoteReason::HigherTerm => "higher_term",
+            DemoteReason::Resigned => "resigned",
+            DemoteReason::Stopped => "stopped",
+            DemoteReason::Crashed => "crashed",
+            DemoteReason::Storage => "storage",
+        }
+    }
+}
+
+/// One leadership event. `Elected` means this node may act as leader (it holds its lease);
+/// `Demoted` ends that and says why. They alternate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub kind: EventKind,
     pub term: Term,
     pub leader: Option<NodeId>,
+    /// Some exactly for `Demoted`.
+    pub reason: Option<DemoteReason>,
 }
 
 /// One thing the driver must do, in the order the engine returned them.

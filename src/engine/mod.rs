@@ -9,5 +9,5 @@ pub mod raft;
 mod raft_tests;
 
 pub use config::{Algorithm, Config, ConfigError, NodeId, Timing};
-pub use messages::{Event, EventKind, HardState, Message, Output, Term};
+pub use messages::{DemoteReason, Event, EventKind, HardState, Message, Output, Term};
 pub use raft::{Raft, Role, State, TransferError};

@@ -14,6 +14,19 @@
 //! leader, which such a reply clears). A leader therefore holds a majority's silence until
 //! `t0 + election_timeout.min` for any round it sent at `t0 <= t1` and a majority acknowledged; it
 //! claims only `election_timeout.min * (1 - max_clock_drift)` of that to absorb clock-rate error.
+//!
+//! Leadership events mean "this node may act as leader". Winning the vote only makes a node
+//! `Leader` (with a `LeaderChanged` event); `Elected` comes when it first holds its lease in that
+//! term: the first heartbeat round a majority acknowledges (at once in a one-member group). Every
+//! `Demoted` carries a `DemoteReason`, and a leader that never held its lease steps down without
+//! one, so elected and demoted strictly alternate. A leader whose lease lapses steps down at once
+//! (`LostLease`): at its deadline, and also at the start of every input (tick, message, resign...)
+//! before anything else, so a late ack never revives a lapsed lease and `is_leader` never turns
+//! true again within a term once it has turned false.
+//!
+//! `check_quorum` therefore governs only a leader that has not yet earned its lease: on, it steps
+//! down once no majority has acknowledged a round for `election_timeout.min` after its win (thesis
+//! 6.2); off, it stays leader, never `is_leader`, until a higher term deposes it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -22,7 +35,7 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Config, NodeId};
-use super::messages::{Event, EventKind, HardState, Message, Output, Term};
+use super::messages::{DemoteReason, Event, EventKind, HardState, Message, Output, Term};
 
 /// Heartbeat rounds a leader remembers while waiting for acks. Rounds older than the lease are
 /// useless, so this is only a backstop against a huge election timeout with a tiny heartbeat.
@@ -72,6 +85,8 @@ struct Leadership {
     /// Send time of the newest round a majority acknowledged (the election itself to begin with):
     /// the base of both the lease and the check-quorum step-down.
     quorum_contact_at: Duration,
+    /// None until the first round a majority acknowledged; once set, the leader steps down the
+    /// moment it passes, so it is never renewed after lapsing.
     lease_expiry: Option<Duration>,
     /// Newest round each peer acknowledged: the most caught-up peer is the best hand-off target.
     last_ack: BTreeMap<NodeId, u64>,
@@ -110,7 +125,8 @@ pub struct Raft {
     /// Vote responses of the current (pre-)campaign: granted or not, per voter (self included).
     votes: BTreeMap<NodeId, bool>,
     leadership: Option<Leadership>,
-    /// An `elected` event is waiting for its `demoted`: they must alternate.
+    /// An `elected` event is waiting for its `demoted`: they must alternate. True exactly while
+    /// this node is leader and has held its lease in this term.
     elected_open: bool,
     outputs: Vec<Output>,
 }
@@ -190,18 +206,23 @@ impl Raft {
     pub fn next_deadline(&self) -> Option<Duration> {
         self.booted_at?;
         Some(match &self.leadership {
-            Some(l) if self.cfg.timing.check_quorum => {
-                l.heartbeat_deadline.min(l.quorum_contact_at + self.cfg.timing.election_timeout.0)
-            }
-            Some(l) => l.heartbeat_deadline,
+            Some(l) => match l.lease_expiry {
+                // Holding a lease: the next heartbeat, or the lapse, whichever comes first.
+                Some(expiry) => l.heartbeat_deadline.min(expiry),
+                None if self.cfg.timing.check_quorum => {
+                    l.heartbeat_deadline.min(l.quorum_contact_at + self.cfg.timing.election_timeout.0)
+                }
+                None => l.heartbeat_deadline,
+            },
             None => self.election_deadline,
         })
     }
 
     // ----- inputs -----------------------------------------------------------------------------
 
-    /// Timers: a follower or candidate whose election timeout passed campaigns; a leader sends its
-    /// heartbeats and, with check-quorum, steps down when a majority has been silent too long.
+    /// Timers: a follower or candidate whose election timeout passed campaigns; a leader steps down
+    /// when its lease lapsed (or, not yet holding one, with check-quorum, when a majority has been
+    /// silent too long), and otherwise sends its heartbeats.
     pub fn tick(&mut self, now: Duration) -> Vec<Output> {
         let now = self.advance(now);
         match self.role {
@@ -230,34 +251,38 @@ impl Raft {
         self.take_outputs()
     }
 
-    /// A leader steps down and hands off to the most caught-up peer (the one that acknowledged the
-    /// newest heartbeat). A one-member leader just steps down. Not a leader: nothing.
+    /// A leader steps down (`Demoted` with reason `Resigned`) and hands off to the most caught-up
+    /// peer (the one that acknowledged the newest heartbeat). A one-member leader just steps down.
+    /// Not a leader: nothing. A leader whose lease has lapsed steps down with `LostLease` instead,
+    /// and hands nothing off.
     pub fn resign(&mut self, now: Duration) -> Vec<Output> {
         let now = self.advance(now);
-        if let Some(l) = &self.leadership {
-            let best = self
-                .cfg
-                .peers()
-                .max_by_key(|p| (l.last_ack.get(*p).copied(), std::cmp::Reverse(*p)))
-                .cloned();
-            match best {
-                Some(peer) => self.hand_off(now, peer),
-                None => self.become_follower(now, self.term, None),
-            }
-        }
+        self.resign_because(now, DemoteReason::Resigned);
         self.take_outputs()
     }
 
-    /// A leader hands leadership to `to` with `TimeoutNow`, giving up its own lease first.
+    /// A graceful stop: the same hand-off as `resign`, but the `Demoted` reason is `Stopped`. The
+    /// driver calls it before it stops a node; after it, the engine is not used again.
+    pub fn shut_down(&mut self, now: Duration) -> Vec<Output> {
+        let now = self.advance(now);
+        self.resign_because(now, DemoteReason::Stopped);
+        self.take_outputs()
+    }
+
+    /// A leader hands leadership to `to` with `TimeoutNow`, giving up its own lease first
+    /// (`Demoted` with reason `Resigned`). A leader whose lease has lapsed is no longer a leader
+    /// here: `NotLeader`, and its next `tick` (due at once: `next_deadline` is the lapse) steps it
+    /// down, so the error path changes nothing and loses no output.
     pub fn transfer_leadership(&mut self, now: Duration, to: &str) -> Result<Vec<Output>, TransferError> {
         if to == self.cfg.id || !self.cfg.members.iter().any(|m| m == to) {
             return Err(TransferError::UnknownPeer(to.to_string()));
         }
-        if self.role != Role::Leader {
+        if self.role != Role::Leader || self.lease_lapsed(self.last_now.max(now)) {
             return Err(TransferError::NotLeader);
         }
         let now = self.advance(now);
-        self.hand_off(now, to.to_string());
+        debug_assert_eq!(self.role, Role::Leader, "checked above: the lease has not lapsed");
+        self.hand_off(now, to.to_string(), DemoteReason::Resigned);
         Ok(self.take_outputs())
     }
 
@@ -271,12 +296,15 @@ impl Raft {
 
     fn tick_heartbeat(&mut self, now: Duration) {
         let l = self.leadership.as_ref().expect("a leader has leadership state");
+        debug_assert!(!self.lease_lapsed(now), "advance steps a leader with a lapsed lease down first");
+        let never_leased = l.lease_expiry.is_none();
         let silent_since = l.quorum_contact_at;
         let heartbeat_due = now >= l.heartbeat_deadline;
-        if self.cfg.timing.check_quorum && now >= silent_since + self.cfg.timing.election_timeout.0 {
+        if never_leased && self.cfg.timing.check_quorum && now >= silent_since + self.cfg.timing.election_timeout.0 {
             // Check-quorum (thesis 6.2): a majority has not answered for a whole minimum election
-            // timeout, so it may already follow somebody else.
-            self.become_follower(now, self.term, None);
+            // timeout since the win, so it may already follow somebody else. (A leader that held its
+            // lease has stepped down already, when the lease lapsed.)
+            self.become_follower(now, self.term, None, Some(DemoteReason::LostLease));
             return;
         }
         if heartbeat_due {
@@ -296,9 +324,9 @@ impl Raft {
                 // candidate is ignored outright rather than allowed to depose it.
                 Message::Vote { transfer: false, .. } if self.in_lease(now) => return,
                 Message::Heartbeat { .. } | Message::TimeoutNow { .. } => {
-                    self.become_follower(now, term, Some(from.to_string()))
+                    self.become_follower(now, term, Some(from.to_string()), Some(DemoteReason::HigherTerm))
                 }
-                _ => self.become_follower(now, term, None),
+                _ => self.become_follower(now, term, None, Some(DemoteReason::HigherTerm)),
             }
         } else if term < self.term {
             self.step_stale(from, message);
@@ -360,8 +388,8 @@ impl Raft {
     fn step_candidate(&mut self, now: Duration, from: &str, message: Message) {
         match message {
             Message::Heartbeat { seq, .. } => {
-                // Somebody won this term (paper 5.2): follow it.
-                self.become_follower(now, self.term, Some(from.to_string()));
+                // Somebody won this term (paper 5.2): follow it. A candidate has no leadership to end.
+                self.become_follower(now, self.term, Some(from.to_string()), None);
                 self.handle_heartbeat(now, from, seq);
             }
             Message::VoteResponse { term, granted, pre_vote } => {
@@ -378,9 +406,9 @@ impl Raft {
         }
     }
 
-    fn step_leader(&mut self, _now: Duration, from: &str, message: Message) {
+    fn step_leader(&mut self, now: Duration, from: &str, message: Message) {
         if let Message::HeartbeatResponse { seq, .. } = message {
-            self.record_ack(from, seq);
+            self.record_ack(now, from, seq);
         }
         // A heartbeat or TimeoutNow at our own term cannot come from a peer that follows the
         // one-leader-per-term rule; ignore it rather than trust it.
@@ -404,20 +432,24 @@ impl Raft {
                 _ => unreachable!("votes are counted only while campaigning"),
             }
         } else if rejected >= quorum {
-            self.become_follower(now, self.term, None);
+            // Only a (pre-)candidate counts votes: no leadership to end.
+            self.become_follower(now, self.term, None, None);
         }
     }
 
-    fn record_ack(&mut self, from: &str, seq: u64) {
+    fn record_ack(&mut self, now: Duration, from: &str, seq: u64) {
         let quorum = self.cfg.quorum();
         let lease = self.cfg.timing.lease_duration();
         let l = self.leadership.as_mut().expect("a leader has leadership state");
         let last = l.last_ack.entry(from.to_string()).or_insert(0);
         *last = (*last).max(seq);
-        let Some(round) = l.rounds.iter_mut().find(|r| r.seq == seq) else { return };
+        // A round whose lease would already be over can grant nothing (as in broadcast_heartbeat):
+        // counting it would announce `elected` for a lease that is already gone.
+        let Some(round) = l.rounds.iter_mut().find(|r| r.seq == seq && r.sent_at + lease > now) else { return };
         if !round.acks.iter().any(|a| a == from) {
             round.acks.push(from.to_string());
         }
+        let mut first_lease = false;
         if round.acks.len() >= quorum {
             let sent_at = round.sent_at;
             // This round and every older one are settled: acks for them can no longer help.
@@ -425,9 +457,14 @@ impl Raft {
                 l.rounds.pop_front();
             }
             if sent_at >= l.quorum_contact_at {
+                first_lease = l.lease_expiry.is_none();
                 l.quorum_contact_at = sent_at;
                 l.lease_expiry = Some(sent_at + lease);
             }
+        }
+        if first_lease {
+            // The first lease of this term: from now on this node may act as leader.
+            self.emit(EventKind::Elected);
         }
     }
 
@@ -443,10 +480,16 @@ impl Raft {
         }
     }
 
-    fn become_follower(&mut self, now: Duration, term: Term, leader: Option<NodeId>) {
+    /// `why` says why a leader steps down; it is None only where the caller cannot be a leader.
+    /// A leader that never held its lease steps down without `demoted` (it never announced
+    /// `elected`).
+    fn become_follower(&mut self, now: Duration, term: Term, leader: Option<NodeId>, why: Option<DemoteReason>) {
         if self.role == Role::Leader {
+            let why = why.expect("a leader steps down for a reason");
             self.leadership = None;
-            self.emit(EventKind::Demoted);
+            if self.elected_open {
+                self.emit_demoted(why);
+            }
         }
         self.role = Role::Follower;
         self.votes.clear();
@@ -492,19 +535,32 @@ impl Raft {
             lease_expiry: None,
             last_ack: BTreeMap::new(),
         });
-        // Candidates know no leader, so `elected` (carrying our id) is followed by `leader_changed`.
+        // Candidates know no leader, so winning changes it to us. `elected` waits for the lease.
         self.leader = Some(self.cfg.id.clone());
-        self.emit(EventKind::Elected);
         self.emit(EventKind::LeaderChanged);
-        // Assert leadership at once (paper 5.2) and start earning the lease.
+        // Assert leadership at once (paper 5.2) and start earning the lease (alone: earned now).
         self.broadcast_heartbeat(now);
     }
 
-    fn hand_off(&mut self, now: Duration, to: NodeId) {
+    /// `resign` and `shut_down`: hand off to the most caught-up peer, or, alone, just step down.
+    fn resign_because(&mut self, now: Duration, why: DemoteReason) {
+        let Some(l) = &self.leadership else { return };
+        let best = self
+            .cfg
+            .peers()
+            .max_by_key(|p| (l.last_ack.get(*p).copied(), std::cmp::Reverse(*p)))
+            .cloned();
+        match best {
+            Some(peer) => self.hand_off(now, peer, why),
+            None => self.become_follower(now, self.term, None, Some(why)),
+        }
+    }
+
+    fn hand_off(&mut self, now: Duration, to: NodeId, why: DemoteReason) {
         // Stepping down before the target can campaign keeps `is_leader` exclusive: `transfer`
         // votes ignore our lease, so we must stop claiming it now.
         let term = self.term;
-        self.become_follower(now, term, None);
+        self.become_follower(now, term, None, Some(why));
         self.send(&to, Message::TimeoutNow { term });
     }
 
@@ -519,12 +575,17 @@ impl Raft {
         while l.rounds.len() >= MAX_OPEN_ROUNDS || l.rounds.front().is_some_and(|r| r.sent_at + lease <= now) {
             l.rounds.pop_front();
         }
+        let mut first_lease = false;
         if quorum == 1 {
             // Alone, our own ack is a majority.
+            first_lease = l.lease_expiry.is_none();
             l.quorum_contact_at = now;
             l.lease_expiry = Some(now + lease);
         } else {
             l.rounds.push_back(Round { seq, sent_at: now, acks: vec![self.cfg.id.clone()] });
+        }
+        if first_lease {
+            self.emit(EventKind::Elected);
         }
         let term = self.term;
         self.broadcast(Message::Heartbeat { term, seq });
@@ -548,8 +609,9 @@ impl Raft {
         self.silent_until = Some(self.silent_until.map_or(until, |t| t.max(until)));
     }
 
-    /// Starts the clock on the first call and keeps time monotonic: a driver's clock that steps back
-    /// is treated as standing still.
+    /// The start of every input. Starts the clock on the first call and keeps time monotonic (a
+    /// driver's clock that steps back is treated as standing still); then, before the input is
+    /// handled, a leader whose lease has lapsed steps down, so nothing can renew a lapsed lease.
     fn advance(&mut self, now: Duration) -> Duration {
         if self.booted_at.is_none() {
             self.booted_at = Some(now);
@@ -558,7 +620,16 @@ impl Raft {
             self.reset_election_timer(now);
         }
         self.last_now = self.last_now.max(now);
-        self.last_now
+        let now = self.last_now;
+        if self.lease_lapsed(now) {
+            self.become_follower(now, self.term, None, Some(DemoteReason::LostLease));
+        }
+        now
+    }
+
+    /// A leader that held a lease and whose lease is over at `now`.
+    fn lease_lapsed(&self, now: Duration) -> bool {
+        self.lease_expiry().is_some_and(|e| now >= e)
     }
 
     fn reset_election_timer(&mut self, now: Duration) {
@@ -592,9 +663,19 @@ impl Raft {
     }
 
     fn emit(&mut self, kind: EventKind) {
+        assert_ne!(kind, EventKind::Demoted, "demoted always carries a reason");
+        self.push_event(kind, None);
+    }
+
+    fn emit_demoted(&mut self, why: DemoteReason) {
+        self.push_event(EventKind::Demoted, Some(why));
+    }
+
+    fn push_event(&mut self, kind: EventKind, reason: Option<DemoteReason>) {
         match kind {
             EventKind::Elected => {
                 assert!(!self.elected_open, "elected twice without demoted");
+                assert!(self.role == Role::Leader && self.lease_expiry().is_some(), "elected without a lease");
                 self.elected_open = true;
             }
             EventKind::Demoted => {
@@ -603,7 +684,7 @@ impl Raft {
             }
             _ => {}
         }
-        self.outputs.push(Output::Event(Event { kind, term: self.term, leader: self.leader.clone() }));
+        self.outputs.push(Output::Event(Event { kind, term: self.term, leader: self.leader.clone(), reason }));
     }
 
     fn send(&mut self, to: &str, message: Message) {
@@ -619,6 +700,11 @@ impl Raft {
     /// Drains the outputs of one call, with the new hard state (if any) first: it must be durable
     /// before any message of this call leaves the node.
     fn take_outputs(&mut self) -> Vec<Output> {
+        assert_eq!(
+            self.elected_open,
+            self.role == Role::Leader && self.lease_expiry().is_some(),
+            "an open `elected` is exactly a leader that holds its lease"
+        );
         let hard = self.hard_state();
         if hard != self.persisted {
             assert!(hard.term >= self.persisted.term, "persisted term never decreases");

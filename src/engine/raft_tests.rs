@@ -1,5 +1,6 @@
 //! Unit tests named after the rule they check: Raft paper sections 5.1 and 5.2, thesis 9.6
-//! (pre-vote), 4.2.3 (disruptive servers), 6.2 (check-quorum), 6.4 (leases), 3.10 (transfer).
+//! (pre-vote), 4.2.3 (disruptive servers), 6.2 (check-quorum), 6.4 (leases), 3.10 (transfer), and
+//! what leadership events mean (elected once the lease is held, a reason on every demoted).
 
 use std::time::Duration;
 
@@ -44,6 +45,19 @@ fn events(outs: &[Output]) -> Vec<EventKind> {
         .collect()
 }
 
+/// The reason of every `demoted` event, in order; every other event must carry none.
+fn demotions(outs: &[Output]) -> Vec<DemoteReason> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => {
+                assert_eq!(e.reason.is_some(), e.kind == EventKind::Demoted, "a reason on demoted only: {e:?}");
+                e.reason
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn vote(term: Term) -> Message {
     Message::Vote { term, pre_vote: false, transfer: false }
 }
@@ -64,6 +78,19 @@ fn elect(r: &mut Raft, at: Duration) {
     assert_eq!(r.role(), Role::Leader);
 }
 
+/// `elect`, then the first heartbeat round acknowledged by a majority at `at`: the lease is held.
+fn elect_with_lease(r: &mut Raft, at: Duration) {
+    elect(r, at);
+    let peers: Vec<String> = r.config().peers().cloned().collect();
+    let need = r.config().quorum() - 1;
+    let mut kinds = Vec::new();
+    for p in peers.iter().take(need) {
+        kinds.extend(events(&r.step(at, p, Message::HeartbeatResponse { term: r.term(), seq: 1 })));
+    }
+    assert_eq!(kinds, vec![EventKind::Elected]);
+    assert!(r.is_leader(at));
+}
+
 // ----- 5.1 terms -----------------------------------------------------------------------------
 
 #[test]
@@ -80,10 +107,11 @@ fn test_5_1_any_role_seeing_a_higher_term_becomes_follower_at_that_term() {
     assert_eq!((c.role(), c.term()), (Role::Follower, 7));
     // leader
     let mut l = node("a", 3);
-    elect(&mut l, ms(400));
+    elect_with_lease(&mut l, ms(400));
     let outs = l.step(ms(402), "c", Message::HeartbeatResponse { term: 9, seq: 1 });
     assert_eq!((l.role(), l.term()), (Role::Follower, 9));
     assert_eq!(events(&outs), vec![EventKind::Demoted, EventKind::TermChanged, EventKind::LeaderChanged]);
+    assert_eq!(demotions(&outs), vec![DemoteReason::HigherTerm]);
 }
 
 #[test]
@@ -152,7 +180,8 @@ fn test_5_2_a_candidate_with_votes_from_a_majority_of_all_members_wins() {
             assert_eq!(r.role(), Role::Candidate, "{i} of {n} votes is not yet a majority");
             let outs = r.step(ms(401), p, granted(1));
             if i + 1 == n / 2 {
-                assert_eq!(events(&outs), vec![EventKind::Elected, EventKind::LeaderChanged]);
+                // The win makes it leader; `elected` waits until a majority acknowledges a round.
+                assert_eq!(events(&outs), vec![EventKind::LeaderChanged]);
                 let heartbeats = sends(&outs).iter().filter(|(_, m)| matches!(m, Message::Heartbeat { term: 1, .. })).count();
                 assert_eq!(heartbeats, n - 1, "a new leader asserts itself at once");
             }
@@ -222,8 +251,11 @@ fn test_5_2_a_one_member_group_elects_itself_and_holds_a_lease() {
     let cfg = Config::new("a", ["a"], Timing::default(), 0).unwrap();
     let mut r = Raft::new(cfg, HardState::default());
     r.tick(ms(0));
-    r.tick(ms(300));
+    let outs = r.tick(ms(300));
     assert_eq!(r.role(), Role::Leader);
+    let kinds = events(&outs);
+    // Alone, the lease comes at once.
+    assert_eq!(kinds[kinds.len() - 2..], [EventKind::LeaderChanged, EventKind::Elected]);
     assert!(r.is_leader(ms(300)));
     assert_eq!(r.fencing_token(ms(300)), Some(1));
 }
@@ -331,7 +363,7 @@ fn test_3_10_timeout_now_starts_a_transfer_campaign_at_once_skipping_pre_vote() 
 #[test]
 fn test_3_10_resign_steps_down_first_and_hands_off_to_the_most_caught_up_peer() {
     let mut r = node("a", 5);
-    elect(&mut r, ms(400));
+    elect_with_lease(&mut r, ms(400)); // b and c acknowledge round 1
     r.step(ms(401), "d", Message::HeartbeatResponse { term: 1, seq: 1 });
     r.tick(ms(450));
     r.step(ms(451), "e", Message::HeartbeatResponse { term: 1, seq: 2 });
@@ -356,7 +388,8 @@ fn test_3_10_transfer_leadership_refuses_unknown_peers_and_non_leaders() {
 // ----- thesis 6.2 check-quorum and 6.4 leases ----------------------------------------------------
 
 #[test]
-fn test_6_2_a_leader_that_hears_from_no_majority_steps_down_after_the_minimum_timeout() {
+fn test_6_2_a_leader_that_never_earned_its_lease_steps_down_after_the_minimum_timeout() {
+    // Check-quorum governs a leader without a lease: no majority ever acknowledged a round.
     let mut r = node("a", 3);
     elect(&mut r, ms(400));
     let mut now = ms(400);
@@ -369,14 +402,17 @@ fn test_6_2_a_leader_that_hears_from_no_majority_steps_down_after_the_minimum_ti
 }
 
 #[test]
-fn test_6_2_without_check_quorum_a_silent_leader_stays_leader_but_loses_its_lease() {
+fn test_6_2_without_check_quorum_a_leader_that_never_earned_its_lease_stays_leader_without_one() {
     let mut r = node_with("a", 3, timing(false, false), HardState::default());
     elect(&mut r, ms(400));
-    r.step(ms(401), "b", Message::HeartbeatResponse { term: 1, seq: 1 });
-    assert!(r.is_leader(ms(401)));
-    r.tick(ms(2_000));
+    assert_eq!(r.next_deadline(), Some(ms(450)), "only heartbeats are due");
+    let mut now = ms(400);
+    while now < ms(2_000) {
+        now = r.next_deadline().unwrap();
+        assert!(events(&r.tick(now)).is_empty());
+    }
     assert_eq!(r.role(), Role::Leader);
-    assert!(!r.is_leader(ms(2_000)));
+    assert!(!r.is_leader(now));
 }
 
 #[test]
@@ -428,20 +464,25 @@ fn test_messages_from_non_members_and_from_itself_are_ignored() {
 fn test_elected_and_demoted_alternate_across_leaderships() {
     let mut r = node("a", 3);
     let mut kinds = Vec::new();
+    let mut reasons = Vec::new();
     let mut now = ms(0);
     for _ in 0..5 {
         now += ms(400);
         kinds.extend(events(&r.tick(now)));
         let term = r.term();
         kinds.extend(events(&r.step(now, "b", granted(term))));
-        now += ms(400); // silence: check-quorum steps it down
-        kinds.extend(events(&r.tick(now)));
+        kinds.extend(events(&r.step(now, "b", Message::HeartbeatResponse { term, seq: 1 })));
+        now += ms(400); // silence: the lease lapses
+        let outs = r.tick(now);
+        kinds.extend(events(&outs));
+        reasons.extend(demotions(&outs));
     }
     let alternating: Vec<_> = kinds.into_iter().filter(|k| matches!(k, EventKind::Elected | EventKind::Demoted)).collect();
     assert_eq!(alternating.len(), 10);
     for pair in alternating.chunks(2) {
         assert_eq!(pair, [EventKind::Elected, EventKind::Demoted]);
     }
+    assert_eq!(reasons, vec![DemoteReason::LostLease; 5]);
 }
 
 #[test]
@@ -467,4 +508,183 @@ fn test_4_2_3_a_higher_term_reply_does_not_release_a_followers_promise_to_its_le
     assert!(sends(&b.step(ms(212), "c", vote(17))).is_empty(), "same term: still silent");
     assert_eq!(b.hard_state().voted_for, None);
     assert_eq!(sends(&b.step(ms(350), "c", vote(18))), vec![("c".into(), granted(18))]);
+}
+
+// ----- leadership events: elected means "may act as leader", demoted says why ------------------
+
+#[test]
+fn elected_is_announced_only_once_the_lease_is_held() {
+    let mut r = node("a", 5);
+    r.tick(ms(400));
+    let mut kinds = Vec::new();
+    for p in ["b", "c"] {
+        kinds.extend(events(&r.step(ms(401), p, granted(1))));
+    }
+    assert_eq!(r.role(), Role::Leader);
+    assert_eq!(kinds, vec![EventKind::LeaderChanged], "the win alone announces no elected");
+    assert!(!r.is_leader(ms(401)));
+    // Round 1 went out at 401 ms; a majority of five is three, the leader counting itself.
+    assert!(events(&r.step(ms(410), "b", Message::HeartbeatResponse { term: 1, seq: 1 })).is_empty());
+    assert!(!r.is_leader(ms(410)));
+    let outs = r.step(ms(420), "d", Message::HeartbeatResponse { term: 1, seq: 1 });
+    assert_eq!(events(&outs), vec![EventKind::Elected]);
+    let Output::Event(e) = &outs[0] else { panic!("an event: {outs:?}") };
+    assert_eq!((e.term, e.leader.as_deref(), e.reason), (1, Some("a"), None));
+    assert!(r.is_leader(ms(420)), "is_leader holds when elected is announced");
+    // Later acks renew the lease without announcing anything.
+    assert!(events(&r.step(ms(421), "e", Message::HeartbeatResponse { term: 1, seq: 1 })).is_empty());
+    r.tick(ms(451));
+    for p in ["b", "c"] {
+        assert!(events(&r.step(ms(460), p, Message::HeartbeatResponse { term: 1, seq: 2 })).is_empty());
+    }
+    assert_eq!(r.lease_expiry(), Some(ms(451) + Timing::default().lease_duration()));
+}
+
+#[test]
+fn a_lapsed_lease_steps_the_leader_down_with_reason_lost_lease() {
+    for check_quorum in [true, false] {
+        let mut r = node_with("a", 3, timing(false, check_quorum), HardState::default());
+        elect_with_lease(&mut r, ms(400)); // lease until 542.5 ms
+        let expiry = Duration::from_micros(542_500);
+        assert_eq!(r.lease_expiry(), Some(expiry));
+        let mut now = ms(400);
+        let mut last = Vec::new();
+        while r.role() == Role::Leader {
+            now = r.next_deadline().unwrap();
+            assert!(now <= expiry, "the lapse is a deadline of its own");
+            last = r.tick(now);
+        }
+        assert_eq!(now, expiry, "steps down the moment the lease lapses (check_quorum={check_quorum})");
+        assert_eq!(events(&last), vec![EventKind::Demoted, EventKind::LeaderChanged]);
+        assert_eq!(demotions(&last), vec![DemoteReason::LostLease]);
+        assert!(sends(&last).is_empty(), "no heartbeat from a leader whose lease lapsed");
+        assert_eq!((r.role(), r.term(), r.leader()), (Role::Follower, 1, None));
+    }
+}
+
+#[test]
+fn a_late_ack_never_revives_a_lapsed_lease() {
+    for check_quorum in [true, false] {
+        let mut r = node_with("a", 3, timing(false, check_quorum), HardState::default());
+        elect_with_lease(&mut r, ms(400)); // lease until 542.5 ms
+        r.tick(ms(450)); // round 2, unanswered so far
+        r.tick(ms(500)); // round 3
+        assert!(r.is_leader(ms(542)));
+        // No tick at the lapse (a late driver): the ack of round 3 arrives after it. It would have
+        // extended the lease to 642.5 ms, but the lapse is handled before the message.
+        let outs = r.step(ms(543), "b", Message::HeartbeatResponse { term: 1, seq: 3 });
+        assert_eq!(demotions(&outs), vec![DemoteReason::LostLease]);
+        assert!(!events(&outs).contains(&EventKind::Elected));
+        assert_eq!(r.role(), Role::Follower);
+        for at in [543, 560, 600, 640] {
+            assert!(!r.is_leader(ms(at)), "is_leader stays false for the rest of the term");
+        }
+        // The same through every other input of a leader.
+        let mut r = node_with("a", 3, timing(false, check_quorum), HardState::default());
+        elect_with_lease(&mut r, ms(400));
+        let outs = r.resign(ms(600));
+        assert_eq!(demotions(&outs), vec![DemoteReason::LostLease], "lapsed before the resign: nothing to hand off");
+        assert!(sends(&outs).is_empty());
+    }
+}
+
+#[test]
+fn a_transfer_from_a_leader_whose_lease_lapsed_is_refused_and_its_tick_steps_it_down() {
+    let mut r = node("a", 3);
+    elect_with_lease(&mut r, ms(400));
+    assert_eq!(r.transfer_leadership(ms(600), "b"), Err(TransferError::NotLeader));
+    assert_eq!(r.role(), Role::Leader, "the refusal changes nothing");
+    assert!(r.next_deadline().unwrap() <= ms(600), "the step-down is due at once");
+    assert_eq!(demotions(&r.tick(ms(600))), vec![DemoteReason::LostLease]);
+}
+
+#[test]
+fn a_higher_term_demotes_with_reason_higher_term() {
+    for higher in [
+        Message::Heartbeat { term: 2, seq: 1 },
+        Message::HeartbeatResponse { term: 2, seq: 1 },
+        Message::VoteResponse { term: 2, granted: false, pre_vote: false },
+        Message::TimeoutNow { term: 2 },
+    ] {
+        let mut r = node("a", 3);
+        elect_with_lease(&mut r, ms(400));
+        let outs = r.step(ms(410), "b", higher.clone());
+        assert_eq!(demotions(&outs), vec![DemoteReason::HigherTerm], "{higher:?}");
+        assert!(r.role() != Role::Leader && r.term() >= 2, "{higher:?}");
+    }
+    // A vote request at a higher term: ignored inside the leader's lease (thesis 4.2.3), unless it
+    // is a transfer campaign.
+    let mut r = node("a", 3);
+    elect_with_lease(&mut r, ms(400));
+    assert!(r.step(ms(460), "c", vote(2)).is_empty());
+    assert!(r.is_leader(ms(460)));
+    let outs = r.step(ms(461), "c", Message::Vote { term: 2, pre_vote: false, transfer: true });
+    assert_eq!(demotions(&outs), vec![DemoteReason::HigherTerm]);
+    assert_eq!((r.role(), r.term(), r.hard_state().voted_for.as_deref()), (Role::Follower, 2, Some("c")));
+}
+
+#[test]
+fn resign_demotes_with_reason_resigned() {
+    let mut r = node("a", 3);
+    elect_with_lease(&mut r, ms(400));
+    let outs = r.resign(ms(410));
+    assert_eq!(demotions(&outs), vec![DemoteReason::Resigned]);
+    assert_eq!(sends(&outs), vec![("b".into(), Message::TimeoutNow { term: 1 })]);
+    // transfer_leadership is a resignation too
+    let mut r = node("a", 3);
+    elect_with_lease(&mut r, ms(400));
+    let outs = r.transfer_leadership(ms(410), "c").unwrap();
+    assert_eq!(demotions(&outs), vec![DemoteReason::Resigned]);
+    // and alone, with nobody to hand off to
+    let cfg = Config::new("a", ["a"], Timing::default(), 0).unwrap();
+    let mut r = Raft::new(cfg, HardState::default());
+    r.tick(ms(0));
+    r.tick(ms(300));
+    assert!(r.is_leader(ms(300)));
+    let outs = r.resign(ms(310));
+    assert_eq!(demotions(&outs), vec![DemoteReason::Resigned]);
+    assert_eq!(r.role(), Role::Follower);
+}
+
+#[test]
+fn shut_down_demotes_with_reason_stopped() {
+    let mut r = node("a", 5);
+    elect_with_lease(&mut r, ms(400)); // b and c acknowledge round 1
+    r.tick(ms(450));
+    r.step(ms(451), "d", Message::HeartbeatResponse { term: 1, seq: 2 });
+    let outs = r.shut_down(ms(452));
+    assert_eq!(events(&outs), vec![EventKind::Demoted, EventKind::LeaderChanged]);
+    assert_eq!(demotions(&outs), vec![DemoteReason::Stopped]);
+    assert_eq!(sends(&outs), vec![("d".into(), Message::TimeoutNow { term: 1 })], "the same hand-off as resign");
+    assert!(!r.is_leader(ms(452)));
+    assert!(r.shut_down(ms(453)).is_empty(), "not a leader: nothing to do");
+}
+
+#[test]
+fn a_leader_that_never_held_its_lease_emits_no_demoted() {
+    // deposed by a higher term
+    let mut r = node("a", 3);
+    elect(&mut r, ms(400));
+    let outs = r.step(ms(410), "b", Message::Heartbeat { term: 2, seq: 1 });
+    assert_eq!(events(&outs), vec![EventKind::TermChanged, EventKind::LeaderChanged]);
+    // check-quorum
+    let mut r = node("a", 3);
+    elect(&mut r, ms(400));
+    let outs = r.tick(ms(550));
+    assert_eq!(r.role(), Role::Follower);
+    assert_eq!(events(&outs), vec![EventKind::LeaderChanged]);
+    // resign and shut_down still hand off
+    for stop in [false, true] {
+        let mut r = node("a", 3);
+        elect(&mut r, ms(400));
+        let outs = if stop { r.shut_down(ms(410)) } else { r.resign(ms(410)) };
+        assert_eq!(events(&outs), vec![EventKind::LeaderChanged]);
+        assert_eq!(sends(&outs), vec![("b".into(), Message::TimeoutNow { term: 1 })]);
+    }
+    // an ack that arrives once its round can no longer grant a lease earns nothing
+    let mut r = node("a", 3);
+    elect(&mut r, ms(400));
+    let outs = r.step(ms(543), "b", Message::HeartbeatResponse { term: 1, seq: 1 });
+    assert!(events(&outs).is_empty());
+    assert_eq!((r.role(), r.lease_expiry()), (Role::Leader, None));
 }

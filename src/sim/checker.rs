@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::engine::{HardState, NodeId, Term};
+use crate::engine::{EventKind, HardState, NodeId, Term};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Violation {
@@ -33,6 +33,8 @@ pub struct Checker {
     last_term: Vec<Term>,
     persisted: Vec<HardState>,
     leases: Vec<Option<Lease>>,
+    /// Per node: an `elected` waits for its `demoted` (across crashes and restarts).
+    elected_open: Vec<bool>,
     /// Highest fencing token handed out so far, and the node whose leadership holds it.
     max_token: Option<(Term, usize)>,
     /// Off while clock rates differ by more than the drift bound, where the lease promises nothing.
@@ -53,6 +55,7 @@ impl Checker {
             last_term: vec![0; n],
             persisted: vec![HardState::default(); n],
             leases: vec![None; n],
+            elected_open: vec![false; n],
             max_token: None,
             lease_check: true,
             first: None,
@@ -85,8 +88,9 @@ impl Checker {
         self.persisted[node] = hard.clone();
     }
 
-    /// At most one leader per term.
-    pub fn on_elected(&mut self, now: u64, node: usize, term: Term) {
+    /// At most one leader per term: `node` won the vote of `term` (whether or not it then earns
+    /// its lease and announces `elected`).
+    pub fn on_won(&mut self, now: u64, node: usize, term: Term) {
         if let Some(&other) = self.leaders_by_term.get(&term) {
             if other != node {
                 let m = format!("two leaders in term {term}: {} and {}", self.ids[other], self.ids[node]);
@@ -94,6 +98,25 @@ impl Checker {
             }
         }
         self.leaders_by_term.insert(term, node);
+    }
+
+    /// Every event of `node`'s history, in order (the simulator's `demoted` for a crash included):
+    /// elected and demoted alternate, starting with elected, over the whole run.
+    pub fn on_event(&mut self, now: u64, node: usize, kind: EventKind) {
+        let open = self.elected_open[node];
+        match kind {
+            EventKind::Elected if open => {
+                let m = format!("{} announced elected twice without demoted in between", self.ids[node]);
+                self.fail(now, m);
+            }
+            EventKind::Demoted if !open => {
+                let m = format!("{} announced demoted without an open elected", self.ids[node]);
+                self.fail(now, m);
+            }
+            EventKind::Elected | EventKind::Demoted => {}
+            _ => return,
+        }
+        self.elected_open[node] = kind == EventKind::Elected;
     }
 
     pub fn on_crash(&mut self, node: usize) {
@@ -164,11 +187,32 @@ mod tests {
     #[test]
     fn two_leaders_in_one_term_is_a_violation() {
         let mut c = checker();
-        c.on_elected(10, 0, 3);
-        c.on_elected(20, 0, 3);
+        c.on_won(10, 0, 3);
+        c.on_won(20, 0, 3);
         assert!(c.violation().is_none(), "the same node twice is one leader");
-        c.on_elected(30, 1, 3);
+        c.on_won(30, 1, 3);
         assert!(c.violation().unwrap().message.contains("two leaders in term 3"));
+    }
+
+    #[test]
+    fn elected_and_demoted_alternate_per_node_starting_with_elected() {
+        let mut c = checker();
+        for (at, node, kind) in [
+            (1, 0, EventKind::Elected),
+            (2, 1, EventKind::Elected),
+            (3, 0, EventKind::LeaderChanged),
+            (4, 0, EventKind::Demoted),
+            (5, 0, EventKind::Elected),
+            (6, 1, EventKind::Demoted),
+        ] {
+            c.on_event(at, node, kind);
+        }
+        assert!(c.violation().is_none(), "each node alternates on its own");
+        c.on_event(7, 0, EventKind::Elected);
+        assert!(c.violation().unwrap().message.contains("a announced elected twice"));
+        let mut c = checker();
+        c.on_event(1, 2, EventKind::Demoted);
+        assert!(c.violation().unwrap().message.contains("c announced demoted without an open elected"));
     }
 
     #[test]
@@ -232,9 +276,9 @@ mod tests {
     #[test]
     fn only_the_first_violation_is_kept() {
         let mut c = checker();
-        c.on_elected(10, 0, 1);
-        c.on_elected(20, 1, 1);
-        c.on_elected(30, 2, 1);
+        c.on_won(10, 0, 1);
+        c.on_won(20, 1, 1);
+        c.on_won(30, 2, 1);
         assert!(c.violation().unwrap().message.contains("a and b"));
     }
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-use crate::engine::{Config, ConfigError, EventKind, HardState, Message, NodeId, Output, Raft, Role, Term, Timing};
+use crate::engine::{
+    Config, ConfigError, DemoteReason, EventKind, HardState, Message, NodeId, Output, Raft, Role, Term, Timing,
+};
 use crate::faults::Faults;
 pub use checker::{Checker, Violation};
 
@@ -73,6 +75,8 @@ pub struct SimEvent {
     pub term: Term,
     pub leader: Option<NodeId>,
     pub fencing_token: Option<Term>,
+    /// Some exactly for `Demoted`: why the leadership ended (`Crashed` comes from the simulator).
+    pub reason: Option<DemoteReason>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,6 +130,9 @@ struct SimNode {
     paused_until: Option<u64>,
     inbox: VecDeque<(usize, Message)>,
     boots: u64,
+    /// The term of this node's open leadership (`elected` without `demoted` yet), if any: a crash
+    /// closes it with a `demoted` of its own.
+    leading: Option<Term>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +213,7 @@ impl Simulation {
                 paused_until: None,
                 inbox: VecDeque::new(),
                 boots: 0,
+                leading: None,
             })
             .collect();
         let mut sim = Simulation {
@@ -255,7 +263,8 @@ impl Simulation {
         self.checker.violation().map_or(Ok(()), |v| Err(v.clone()))
     }
 
-    /// The leader every live node agrees on, if there is one and it is itself leading.
+    /// The leader every live node agrees on, if there is one and it leads with its lease held
+    /// (its `elected` has happened): the moment it may act, as `LocalCluster.leader()` means it.
     pub fn leader(&self) -> Option<&NodeId> {
         let mut agreed: Option<&NodeId> = None;
         for n in &self.nodes {
@@ -268,7 +277,7 @@ impl Simulation {
         }
         let leader = agreed?;
         let node = &self.nodes[self.index(leader).ok()?];
-        (node.engine.as_ref()?.role() == Role::Leader).then_some(leader)
+        node.engine.as_ref()?.is_leader(node.clock.local(self.now)).then_some(leader)
     }
 
     pub fn status(&self, id: &str) -> Result<NodeStatus, ConfigError> {
@@ -395,25 +404,45 @@ impl Simulation {
                     match e.kind {
                         EventKind::Elected => {
                             self.stats.leaders_elected += 1;
-                            self.checker.on_elected(self.now, node, e.term);
+                            self.nodes[node].leading = Some(e.term);
                         }
+                        EventKind::Demoted => self.nodes[node].leading = None,
                         EventKind::ElectionStarted => self.stats.elections_started += 1,
+                        // Winning the vote: the leader changes to the node itself (a follower only
+                        // ever follows others). Checked here, lease or not.
+                        EventKind::LeaderChanged if e.leader.as_ref() == Some(&self.nodes[node].id) => {
+                            self.checker.on_won(self.now, node, e.term);
+                        }
                         _ => {}
                     }
-                    let fencing_token = matches!(e.kind, EventKind::Elected | EventKind::Demoted).then_some(e.term);
-                    self.events.push(SimEvent {
-                        at: self.now(),
-                        node: self.nodes[node].id.clone(),
-                        kind: e.kind,
-                        term: e.term,
-                        leader: e.leader,
-                        fencing_token,
-                    });
+                    self.record(node, e.kind, e.term, e.leader, e.reason);
                 }
             }
         }
         self.observe(node);
         self.arm_timer(node);
+    }
+
+    /// Appends one event to the history, and shows elected/demoted to the checker.
+    fn record(
+        &mut self,
+        node: usize,
+        kind: EventKind,
+        term: Term,
+        leader: Option<NodeId>,
+        reason: Option<DemoteReason>,
+    ) {
+        self.checker.on_event(self.now, node, kind);
+        let fencing_token = matches!(kind, EventKind::Elected | EventKind::Demoted).then_some(term);
+        self.events.push(SimEvent {
+            at: self.now(),
+            node: self.nodes[node].id.clone(),
+            kind,
+            term,
+            leader,
+            fencing_token,
+            reason,
+        });
     }
 
     fn observe(&mut self, node: usize) {
@@ -491,13 +520,20 @@ impl Simulation {
     }
 
     /// Abrupt stop: volatile state, queued messages and timers are lost; persisted state is kept.
+    /// An open leadership ends here, with a `demoted` event of reason `Crashed`.
     pub fn crash(&mut self, id: &str) -> Result<(), ConfigError> {
         let node = self.index(id)?;
         let n = &mut self.nodes[node];
-        if n.engine.is_none() {
+        let Some(engine) = n.engine.take() else {
             return Err(ConfigError::new(format!("crash: node {id:?} is already down")));
+        };
+        if let Some(term) = n.leading.take() {
+            // What the engine's own `demoted` would carry: its term, and itself as the leader.
+            debug_assert_eq!((engine.role(), engine.term()), (Role::Leader, term), "an open leadership is a leader's");
+            let leader = engine.leader().cloned();
+            self.record(node, EventKind::Demoted, term, leader, Some(DemoteReason::Crashed));
         }
-        n.engine = None;
+        let n = &mut self.nodes[node];
         n.timer_at = None;
         n.paused_until = None;
         n.faults.resume();
@@ -678,6 +714,76 @@ mod tests {
         let st = sim.status(&follower).unwrap();
         assert!(!st.paused);
         assert_eq!(st.leader.as_ref(), Some(&leader), "queued heartbeats were handled on resume");
+    }
+
+    /// Per node: elected and demoted alternate, starting with elected; every demoted has a reason.
+    fn assert_alternation(events: &[SimEvent]) {
+        let mut open = std::collections::BTreeMap::new();
+        for e in events {
+            assert_eq!(e.reason.is_some(), e.kind == EventKind::Demoted, "{e:?}");
+            let was_open = open.entry(e.node.clone()).or_insert(false);
+            match e.kind {
+                EventKind::Elected => assert!(!*was_open, "elected twice: {e:?}"),
+                EventKind::Demoted => assert!(*was_open, "demoted without elected: {e:?}"),
+                _ => continue,
+            }
+            *was_open = e.kind == EventKind::Elected;
+        }
+    }
+
+    #[test]
+    fn crashing_a_leader_closes_its_leadership_with_reason_crashed() {
+        let mut sim = Simulation::new(SimConfig::numbered(3, 6)).unwrap();
+        let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
+        sim.run_for(Duration::from_millis(100)); // a majority has acknowledged a round by now
+        assert!(sim.status(&leader).unwrap().is_leader);
+        let term = sim.status(&leader).unwrap().term;
+        sim.crash(&leader).unwrap();
+        let last = sim.events().last().unwrap().clone();
+        assert_eq!(
+            (last.at, last.node.as_str(), last.kind, last.term, last.fencing_token, last.reason),
+            (sim.now(), leader.as_str(), EventKind::Demoted, term, Some(term), Some(DemoteReason::Crashed))
+        );
+        sim.run_for(Duration::from_secs(1));
+        sim.restart(&leader).unwrap();
+        sim.run_for(Duration::from_secs(1));
+        let next = sim.leader().unwrap().clone();
+        sim.run_for(Duration::from_millis(100));
+        sim.crash(&next).unwrap();
+        sim.restart(&next).unwrap();
+        sim.run_for(Duration::from_secs(2));
+        sim.check().unwrap();
+        assert_alternation(sim.events());
+        let crashed = sim.events().iter().filter(|e| e.reason == Some(DemoteReason::Crashed)).count();
+        assert_eq!(crashed, 2);
+    }
+
+    #[test]
+    fn a_leader_crashed_before_it_held_its_lease_records_no_demoted() {
+        let mut sim = Simulation::new(SimConfig::numbered(3, 6)).unwrap();
+        // Stop the moment the vote is won: the first heartbeat round is still in flight.
+        let leading = |n: &SimNode| n.engine.as_ref().is_some_and(|e| e.role() == Role::Leader);
+        sim.run_until(u64::MAX, |s| s.nodes.iter().any(leading));
+        let leader = sim.nodes.iter().find(|n| leading(n)).unwrap().id.clone();
+        assert!(!sim.status(&leader).unwrap().is_leader);
+        let before = sim.events().len();
+        sim.crash(&leader).unwrap();
+        assert_eq!(sim.events().len(), before, "no elected, so no demoted");
+        let announced = |e: &&SimEvent| matches!(e.kind, EventKind::Elected | EventKind::Demoted);
+        assert!(!sim.events().iter().filter(announced).any(|e| e.node == leader));
+        sim.restart(&leader).unwrap();
+        sim.run_for(Duration::from_secs(2));
+        sim.check().unwrap();
+        assert_alternation(sim.events());
+    }
+
+    #[test]
+    fn a_faulty_run_alternates_elected_and_demoted_per_node() {
+        for seed in [21, 22] {
+            let events = faulty_run(seed).0;
+            assert!(events.iter().any(|e| e.reason == Some(DemoteReason::Crashed)), "the leader's crash is recorded");
+            assert_alternation(&events);
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ fn configs(ids: &[&str], secret: Option<&[u8]>, cluster: &str) -> Vec<NodeConfig
 /// The one node every running node agrees leads, once it holds its lease.
 fn agreed_leader(nodes: &[(String, RunningNode)]) -> Option<String> {
     let now = Instant::now();
-    let snaps: Vec<_> = nodes.iter().map(|(id, n)| (id.clone(), n.shared.snapshot.lock().unwrap().clone())).collect();
+    let snaps: Vec<_> = nodes.iter().map(|(id, n)| (id.clone(), n.shared.read().clone())).collect();
     let leading: Vec<_> = snaps.iter().filter(|(_, s)| s.is_leader(now)).map(|(id, _)| id.clone()).collect();
     let [leader] = leading.as_slice() else { return None };
     snaps.iter().all(|(_, s)| s.leader.as_ref() == Some(leader)).then(|| leader.clone())
@@ -53,16 +53,16 @@ fn wait_for(what: &str, mut f: impl FnMut() -> Option<String>) -> String {
 fn three_nodes_elect_one_leader_and_fail_over_when_it_crashes() {
     let cfgs = configs(&["a", "b", "c"], Some(b"0123456789abcdef"), "net-test");
     let mut nodes: Vec<(String, RunningNode)> =
-        cfgs.into_iter().map(|c| (c.engine.id.clone(), RunningNode::start(c).unwrap())).collect();
+        cfgs.into_iter().map(|c| (c.engine.id.clone(), { let s = quorate::runtime::new_shared(&c); RunningNode::start(c, s).unwrap() })).collect();
     let first = wait_for("a first leader", || agreed_leader(&nodes));
-    let first_term = nodes.iter().find(|(id, _)| *id == first).unwrap().1.shared.snapshot.lock().unwrap().term;
+    let first_term = nodes.iter().find(|(id, _)| *id == first).unwrap().1.shared.read().term;
 
     let i = nodes.iter().position(|(id, _)| *id == first).unwrap();
     let (_, mut crashed) = nodes.remove(i);
     crashed.crash();
     let second = wait_for("a leader after the crash", || agreed_leader(&nodes));
     assert_ne!(second, first);
-    let second_term = nodes.iter().find(|(id, _)| *id == second).unwrap().1.shared.snapshot.lock().unwrap().term;
+    let second_term = nodes.iter().find(|(id, _)| *id == second).unwrap().1.shared.read().term;
     assert!(second_term > first_term);
     for (_, n) in &nodes {
         assert_eq!(n.shared.counters.messages_rejected.load(Ordering::Relaxed), 0);
@@ -80,14 +80,14 @@ fn a_node_with_the_wrong_secret_or_cluster_never_joins_nor_changes_terms() {
     cfgs2[2].cluster = "another-cluster".to_string();
     for cfgs in [cfgs, cfgs2] {
         let nodes: Vec<(String, RunningNode)> =
-            cfgs.into_iter().map(|c| (c.engine.id.clone(), RunningNode::start(c).unwrap())).collect();
+            cfgs.into_iter().map(|c| (c.engine.id.clone(), { let s = quorate::runtime::new_shared(&c); RunningNode::start(c, s).unwrap() })).collect();
         let (good, bad) = nodes.split_at(2);
         let leader = wait_for("the two good nodes to elect", || agreed_leader(good));
         std::thread::sleep(Duration::from_secs(1));
         assert_eq!(agreed_leader(good).as_deref(), Some(leader.as_str()), "the outsider disturbed nobody");
-        let bad_snap = bad[0].1.shared.snapshot.lock().unwrap().clone();
+        let bad_snap = bad[0].1.shared.read().clone();
         assert_ne!(bad_snap.leader.as_deref(), Some(leader.as_str()), "the outsider never learns the leader");
-        let good_terms: Vec<u64> = good.iter().map(|(_, n)| n.shared.snapshot.lock().unwrap().term).collect();
+        let good_terms: Vec<u64> = good.iter().map(|(_, n)| n.shared.read().term).collect();
         assert!(good_terms.iter().all(|t| *t <= 2), "terms stayed low: {good_terms:?}");
         let rejected: u64 = nodes.iter().map(|(_, n)| n.shared.counters.messages_rejected.load(Ordering::Relaxed)).sum();
         assert!(rejected > 0, "the refused handshakes were counted");

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import sys
@@ -416,7 +417,15 @@ def test_rust_logs_reach_the_python_quorate_logger(caplog):
         b = quorate.Node("l1", members, secret=b"sixteen-byte-key-b")
     with a, b:
         wait_until(
-            lambda: any("refused a peer frame" in r.getMessage() for r in caplog.records), ELECT, "a refusal logged"
+            lambda: any("refused a frame from 127.0.0.1" in r.getMessage() for r in caplog.records),
+            ELECT,
+            "a refusal logged",
         )
-    refused = [r for r in caplog.records if "refused a peer frame" in r.getMessage()]
+        # Authentication failures repeat at every reconnect; the log says so once per peer per 10 s.
+        wait_until(lambda: a.status().rejected_by_reason.get("bad_mac", 0) >= 3, ELECT, "three refusals counted")
+        time.sleep(0.5)
+        refused = [r for r in caplog.records if "refused a frame from" in r.getMessage()]
     assert refused[0].name.startswith("quorate") and refused[0].levelno == logging.WARNING
+    per_node = collections.Counter(r.getMessage().split(":")[0] for r in refused)
+    assert per_node and all(n == 1 for n in per_node.values()), per_node
+    assert 'reason="bad_mac"' in a.metrics_text()

@@ -7,10 +7,20 @@ itself; `quorate.sim.failover_trials` measures failover. See API.md for the whol
 
 from __future__ import annotations
 
-from .errors import ConfigError, NotLeaderError, QuorateError, SafetyViolation
+from .errors import (
+    ConfigError,
+    LeadershipLost,
+    NodeStoppedError,
+    NotLeaderError,
+    QuorateError,
+    SafetyViolation,
+    SubscriptionClosed,
+)
 from ._core import Core, Event, Simulation, __version__
+from .leading import Leading, Leadership
 from .node import Faults, Node, PeerStatus, Status, Subscription
 from .cluster import LocalCluster
+from .secret import read_secret
 from . import sim
 
 __all__ = [
@@ -20,13 +30,19 @@ __all__ = [
     "PeerStatus",
     "Faults",
     "Subscription",
+    "Leadership",
+    "Leading",
     "Core",
     "Event",
     "Simulation",
     "QuorateError",
     "ConfigError",
     "NotLeaderError",
+    "NodeStoppedError",
+    "LeadershipLost",
+    "SubscriptionClosed",
     "SafetyViolation",
+    "read_secret",
     "sim",
     "__version__",
 ]

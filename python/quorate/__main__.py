@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
+import socket
+import socketserver
 import sys
 import threading
 import time
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
 from ._core import Event
 from .cluster import LocalCluster
 from .errors import ConfigError, QuorateError
 from .node import Node
+from .secret import read_secret
 from .sim import Simulation
 
 
@@ -127,8 +131,38 @@ def simulated_demo(members: int = 3, seed: int = 1) -> int:
 # ----- node: one member as a process ------------------------------------------------------------
 
 
-def _status_server(node: Node, bind: str) -> ThreadingHTTPServer:
-    host, _, port = bind.rpartition(":")
+def _host_port(option: str, text: str) -> Tuple[str, int]:
+    """Parses HOST:PORT ("127.0.0.1:9401", "[::1]:9401", ":9401" for 127.0.0.1); ConfigError naming
+    `option` and the value otherwise."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not (port_text.isascii() and port_text.isdigit()):
+        raise ConfigError(f"{option}: expected HOST:PORT, e.g. 127.0.0.1:9401, got {text!r}")
+    port = int(port_text)
+    if port > 65535:
+        raise ConfigError(f"{option}: the port must be in 0..65535, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ConfigError(f"{option}: write an IPv6 address in brackets, e.g. [::1]:9401, got {text!r}")
+    return host or "127.0.0.1", port
+
+
+class _StatusServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would also look up the host's FQDN, which can stall on DNS.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+
+class _StatusServer6(_StatusServer):
+    address_family = socket.AF_INET6
+
+
+def _status_server(node: Node, host: str, port: int) -> _StatusServer:
+    """Binds (but does not yet serve) GET /status and /metrics; OSError if the address is busy."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the http.server API
@@ -150,31 +184,54 @@ def _status_server(node: Node, bind: str) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), Handler)
-    threading.Thread(target=server.serve_forever, name="quorate-status", daemon=True).start()
-    return server
+    server_class = _StatusServer6 if ":" in host else _StatusServer
+    return server_class((host, port), Handler)
+
+
+def _seed(text: str) -> int:
+    """argparse type of --seed: an int in [0, 2**64)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int in [0, 2**64), got {text!r}") from None
+    if not 0 <= seed < 2**64:
+        raise argparse.ArgumentTypeError(f"expected an int in [0, 2**64), got {text!r}")
+    return seed
 
 
 def run_node(args: argparse.Namespace) -> int:
+    # Everything that can be checked without side effects is checked first.
     members: Dict[str, str] = {}
     for spec in args.member:
         node_id, sep, address = spec.partition("=")
         if not sep:
             raise ConfigError(f"--member: expected ID=HOST:PORT, got {spec!r}")
+        if node_id in members:
+            raise ConfigError(f"--member: {node_id!r} is given twice")
         members[node_id] = address
+    status_address = _host_port("--status-bind", args.status_bind) if args.status_bind else None
     secret: Optional[bytes] = None
     if args.secret_file:
-        with open(args.secret_file, "rb") as f:
-            secret = f.read().strip()
+        try:
+            secret = read_secret(args.secret_file)
+        except ConfigError as e:
+            raise ConfigError(f"--secret-file: {e}") from None
     out_lock = threading.Lock()
+    stop = threading.Event()
+    stdout_closed = False
 
     def emit(record: Dict[str, Any]) -> None:
+        nonlocal stdout_closed
         with out_lock:
-            sys.stdout.write(json.dumps(record) + "\n")
-            sys.stdout.flush()
-
-    def on_event(e: Event) -> None:
-        emit(e.to_dict())
+            if stdout_closed:
+                return
+            try:
+                sys.stdout.write(json.dumps(record) + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:  # the reader went away (`| head`): stop the node, quietly
+                stdout_closed = True
+                stop.set()
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore" if args.quiet_warnings else "default")
@@ -189,28 +246,59 @@ def run_node(args: argparse.Namespace) -> int:
             heartbeat_interval=args.heartbeat_interval,
             seed=args.seed,
         )
+
+    # The status server is bound before the node starts, so a busy --status-bind stops the
+    # command before the node ever joins the group (and before it reports "started").
+    server: Optional[_StatusServer] = None
+    if status_address is not None:
+        try:
+            server = _status_server(node, *status_address)
+        except OSError as e:
+            raise ConfigError(f"--status-bind: cannot listen on {args.status_bind}: {e.strerror or e}") from None
+
     sub = node.subscribe()
-    stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    node.start()
-    server = _status_server(node, args.status_bind) if args.status_bind else None
-    emit({"kind": "started", "node_id": node.node_id, "address": node.address,
-          "status": f"http://{args.status_bind}" if args.status_bind else None})
+    try:
+        node.start()
+    except (OSError, QuorateError) as e:  # a busy listen address; an unreadable data dir
+        sub.close()
+        if server is not None:
+            server.server_close()
+        message = f"node {args.id!r} did not start: {e}"
+        raise (OSError(message) if isinstance(e, OSError) else QuorateError(message)) from None
 
-    def pump() -> None:
-        for e in sub:
-            on_event(e)
+    serving: Optional[threading.Thread] = None
+    pumper: Optional[threading.Thread] = None
+    try:
+        status_url = None
+        if server is not None:
+            serving = threading.Thread(target=server.serve_forever, name="quorate-status", daemon=True)
+            serving.start()
+            host, port = server.server_name, server.server_port  # the port bound, when asked for 0
+            status_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        emit({"kind": "started", "node_id": node.node_id, "address": node.address, "status": status_url})
 
-    pumper = threading.Thread(target=pump, name="quorate-events", daemon=True)
-    pumper.start()
-    while not stop.wait(0.2):
-        pass
-    node.stop(graceful=True, timeout=5.0)
-    pumper.join(2.0)
-    if server is not None:
-        server.shutdown()
+        def pump() -> None:
+            for e in sub:
+                emit(e.to_dict())
+
+        pumper = threading.Thread(target=pump, name="quorate-events", daemon=True)
+        pumper.start()
+        while not stop.wait(0.2):
+            pass
+    finally:
+        node.stop(graceful=True, timeout=5.0)
+        if pumper is not None:
+            pumper.join(2.0)
+        if server is not None:
+            if serving is not None:
+                server.shutdown()  # only once serve_forever runs: otherwise it would wait forever
+            server.server_close()
     emit({"kind": "stopped", "node_id": node.node_id, "term": node.term})
+    if stdout_closed:
+        print("quorate: stdout was closed; the node stopped", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -235,7 +323,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     n.add_argument("--status-bind", default=None, metavar="HOST:PORT", help="serve GET /status and /metrics")
     n.add_argument("--election-timeout", type=float, nargs=2, default=(0.15, 0.30), metavar=("MIN", "MAX"))
     n.add_argument("--heartbeat-interval", type=float, default=0.05)
-    n.add_argument("--seed", type=int, default=None)
+    n.add_argument("--seed", type=_seed, default=None, help="fixes this node's timeout randomness")
     n.add_argument("--quiet-warnings", action="store_true", help="do not warn about missing data_dir etc.")
 
     args = parser.parse_args(list(argv) if argv is not None else None)
@@ -247,7 +335,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "node":
             return run_node(args)
     except (ConfigError, QuorateError, OSError) as e:
-        print(f"quorate: {e}", file=sys.stderr)
+        # One line, no traceback: the message names the option (or argument) and the reason.
+        print("quorate: " + " ".join(str(e).split("\n")), file=sys.stderr)
         return 2
     return 2
 

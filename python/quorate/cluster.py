@@ -11,7 +11,7 @@ import warnings
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ._core import Event
-from .errors import ConfigError
+from .errors import ConfigError, SubscriptionClosed
 from .node import Node, Status, Subscription
 
 __all__ = ["LocalCluster", "free_ports"]
@@ -58,10 +58,12 @@ class LocalCluster:
             root = os.fspath(data_dir)
         addresses = {i: f"127.0.0.1:{p}" for i, p in zip(ids, free_ports(len(ids)))}
         self.nodes: Dict[str, Node] = {}
+        #: Each node's data_dir.
+        self.data_dirs: Dict[str, str] = {i: os.path.join(root, i) for i in ids}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the even-size warning is for services; a sandbox may be even
             for i in ids:
-                self.nodes[i] = Node(i, addresses, data_dir=os.path.join(root, i), **node_options)
+                self.nodes[i] = Node(i, addresses, data_dir=self.data_dirs[i], **node_options)
         self._history: List[Event] = []
         self._subs: Dict[str, Subscription] = {}
         self._groups: Optional[List[List[str]]] = None
@@ -101,7 +103,7 @@ class LocalCluster:
         while True:
             try:
                 self._history.append(sub.get(timeout=0))
-            except (TimeoutError, StopIteration):
+            except (TimeoutError, SubscriptionClosed):
                 return
 
     def _collect(self) -> None:

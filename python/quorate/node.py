@@ -11,19 +11,20 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import inspect
 import logging
 import os
-import sys
 import threading
 import time
-import types
 import warnings
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Awaitable, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 
-from ._core import Event, _NodeCore, _take_log_records
-from .errors import ConfigError, NotLeaderError, QuorateError
+from ._core import Event, _NodeCore, _take_log_records, _write_unraisable
+from ._validate import check_timeout
+from .errors import ConfigError, NodeStoppedError, NotLeaderError, QuorateError, SubscriptionClosed
+from .leading import Leading, Leadership, run_while_leading
 
 __all__ = ["Node", "Status", "PeerStatus", "Faults", "Subscription"]
 
@@ -41,6 +42,21 @@ _WAIT_SLICE = 0.1
 _DISPATCH_SLICE = 1.0
 
 _live_nodes: "weakref.WeakSet[Node]" = weakref.WeakSet()
+
+# Bumped in every child that os.fork() makes: a Node remembers the generation it was made in, and
+# refuses to be used in another (its runtime threads did not survive the fork).
+_fork_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    global _fork_generation, _log_forwarder
+    _fork_generation += 1
+    _live_nodes.clear()  # the parent's nodes are the parent's: never stop them from here
+    _log_forwarder = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register
@@ -100,11 +116,19 @@ class Status:
     messages_rejected: int
     messages_dropped: int = 0
     faults: Dict[str, str] = field(default_factory=dict)
+    #: "ok"; "degraded" while the node cannot persist its state (it then neither votes nor
+    #: campaigns); "stopped" when it does not run.
+    health: str = "stopped"
+    #: The last storage error, if any (kept after recovery, for the operator).
+    last_error: Optional[str] = None
+    #: messages_rejected split by reason ("bad_mac", "cluster", "version", "replay", ...).
+    rejected_by_reason: Dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         d = dict(self.__dict__)
         d["peers"] = {k: dict(v.__dict__) for k, v in self.peers.items()}
         d["faults"] = dict(self.faults)
+        d["rejected_by_reason"] = dict(self.rejected_by_reason)
         return d
 
 
@@ -141,12 +165,14 @@ class Subscription:
         return self._closed
 
     def get(self, timeout: Optional[float] = None) -> Event:
-        """The next event; TimeoutError after `timeout` seconds; StopIteration once closed and empty."""
+        """The next event; TimeoutError after `timeout` seconds; `SubscriptionClosed` once closed
+        (by `close()` or the node stopping) and empty."""
+        timeout = check_timeout("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._events:
                 if self._closed:
-                    raise StopIteration
+                    raise SubscriptionClosed("Subscription.get: the subscription is closed and has no event left")
                 remaining = _WAIT_SLICE if deadline is None else min(_WAIT_SLICE, deadline - time.monotonic())
                 if remaining <= 0:
                     raise TimeoutError("no event within the timeout")
@@ -157,7 +183,10 @@ class Subscription:
         return self
 
     def __next__(self) -> Event:
-        return self.get()
+        try:
+            return self.get()
+        except SubscriptionClosed:
+            raise StopIteration from None
 
     def __aiter__(self) -> "Subscription":
         return self
@@ -233,7 +262,14 @@ class Faults:
 
 
 class Node:
-    """One member of an election group, networked over TCP. See API.md for the whole contract."""
+    """One member of an election group, networked over TCP.
+
+    Create it with the id and "host:port" of every member (itself included), `start()` it (or use
+    it as a context manager), and learn who leads through the properties, `status()`, callbacks,
+    `subscribe()`, and the leader-work API: `wait_until_leading()`, `leading()`,
+    `run_while_leading()`. Properties read a snapshot the engine publishes on every transition:
+    they never wait on the engine, and a transition is published before any callback, event or
+    waiter hears of it. Callbacks run on one dispatcher thread per node, in event order."""
 
     def __init__(
         self,
@@ -258,17 +294,16 @@ class Node:
     ) -> None:
         if not isinstance(members, Mapping):
             raise ConfigError("members: expected a mapping of node id to 'host:port'")
-        if not isinstance(priority, int):
-            raise ConfigError("priority: must be an int")
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise ConfigError(f"priority: must be an int, got {priority!r}")
         for name, cb in (("on_elected", on_elected), ("on_demoted", on_demoted), ("on_leader_change", on_leader_change)):
-            if cb is not None and not callable(cb):
-                raise ConfigError(f"{name}: must be callable")
+            _check_callback(name, cb)
         self._core = _NodeCore(
             node_id,
             dict(members),
             bind=bind,
             algorithm=algorithm,
-            election_timeout=tuple(election_timeout),
+            election_timeout=election_timeout,
             heartbeat_interval=heartbeat_interval,
             data_dir=None if data_dir is None else os.fspath(data_dir),
             secret=secret,
@@ -295,54 +330,68 @@ class Node:
         self._on_demoted = on_demoted
         self._on_leader_change = on_leader_change
         self._subscriptions: List[Subscription] = []
-        self._async_waiters: List[Tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        # Async waiters: (loop, future, the change counter they saw). One watcher thread wakes
+        # them on any change; it runs only while somebody waits.
+        self._async_waiters: List[Tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]", int]] = []
+        self._watcher: Optional[threading.Thread] = None
         self._lock = threading.Lock()
+        # Serialises start, stop and the dispatcher's decision to end.
+        self._lifecycle = threading.RLock()
         self._dispatcher: Optional[threading.Thread] = None
-        self._stopping = threading.Event()
+        self._leadership: Optional[Leadership] = None
+        self._generation = _fork_generation
         self._pid = os.getpid()
         self.faults = Faults(self)
 
     # ----- lifecycle ---------------------------------------------------------------------------
 
     def _check_process(self) -> None:
-        if os.getpid() != self._pid:
+        if self._generation != _fork_generation:
             raise QuorateError(
-                f"node {self.node_id!r} was created in process {self._pid}; a forked child cannot use "
-                "it (its runtime threads did not survive the fork): create a new Node in the child"
+                f"node {self._core.node_id!r} was created in process {self._pid}, before a fork(); a forked "
+                "child cannot use it (its runtime threads did not survive the fork): create the Node after the fork"
             )
 
     def start(self) -> "Node":
-        """Start (or restart from data_dir). OSError if the address is busy."""
+        """Starts the node (or restarts it from data_dir after `stop()`/`crash()`).
+
+        Takes the data_dir: creates it, locks it (a second process or Node on it raises
+        QuorateError naming the holder's pid), and writes and fsyncs the state file, so an
+        unwritable directory raises OSError naming the path and the reason here, not later.
+        A busy address raises OSError. Returns the node."""
         self._check_process()
-        if self._core.running:
-            return self
-        _ensure_log_forwarder()
-        self._core.start()
-        self._stopping.clear()
-        self._dispatcher = threading.Thread(
-            target=self._dispatch, name=f"quorate-dispatch-{self.node_id}", daemon=True
-        )
-        self._dispatcher.start()
+        with self._lifecycle:
+            if self._core.running:
+                return self
+            _ensure_log_forwarder()
+            self._core.start()
+            if self._dispatcher is None:
+                self._dispatcher = threading.Thread(
+                    target=self._dispatch, name=f"quorate-dispatch-{self.node_id}", daemon=True
+                )
+                self._dispatcher.start()
         _live_nodes.add(self)
         return self
 
     def stop(self, graceful: bool = True, timeout: float = 5.0) -> None:
-        """Stop; a graceful stop hands leadership to a peer first. Idempotent."""
+        """Stops the node; idempotent. A graceful stop of a leader hands leadership to a peer first
+        (its `demoted` has reason "stopped"). Waits up to `timeout` seconds for the node's tasks and
+        then for the callbacks of events already produced (its `on_demoted` among them)."""
         self._check_process()
-        self._shutdown(graceful=graceful, timeout=timeout)
+        limit = check_timeout("timeout", timeout)
+        self._shutdown(graceful=graceful, timeout=5.0 if limit is None else limit)
 
     def _shutdown(self, graceful: bool, timeout: float, crash: bool = False) -> None:
-        if crash:
-            self._core.crash()
-        else:
-            self._core.stop(graceful, timeout)
-        self._stopping.set()
-        d = self._dispatcher
-        if d is not None and d is not threading.current_thread():
-            d.join(timeout)  # drains the events already produced, then ends
-        self._dispatcher = None
+        with self._lifecycle:
+            if crash:
+                self._core.crash()
+            else:
+                self._core.stop(graceful, timeout)
+            d = self._dispatcher
         _live_nodes.discard(self)
-        self._wake_async_waiters()
+        # A crash does not wait for callbacks: a callback that blocks must not hold up a kill.
+        if not crash and d is not None and d is not threading.current_thread():
+            d.join(timeout)
 
     def __enter__(self) -> "Node":
         return self.start()
@@ -358,7 +407,7 @@ class Node:
 
     def __del__(self) -> None:
         try:
-            if os.getpid() == self._pid and self._core.running:
+            if self._generation == _fork_generation and self._core.running:
                 self._core.crash()
         except Exception:
             pass
@@ -367,47 +416,70 @@ class Node:
 
     @property
     def node_id(self) -> str:
+        """This node's id."""
         return self._core.node_id
 
     @property
     def address(self) -> str:
+        """The bound "host:port" (the real port when bound to port 0), or the configured one before start."""
         return self._core.address
 
     @property
     def members(self) -> Dict[str, str]:
+        """Every member's id and "host:port", this node included."""
         return dict(self._core.members)
 
     @property
     def algorithm(self) -> str:
+        """The election algorithm ("raft")."""
         return self._algorithm
 
     @property
     def priority(self) -> int:
+        """The rank hint given at construction."""
         return self._priority
 
     @property
     def role(self) -> str:
+        """"follower", "pre_candidate", "candidate", "leader" or "stopped"."""
+        self._check_process()
         return self._core.role
 
     @property
     def term(self) -> int:
+        """The current term (0 before the first election)."""
+        self._check_process()
         return self._core.term
 
     @property
     def leader(self) -> Optional[str]:
+        """The leader this node follows or is, if it knows one."""
+        self._check_process()
         return self._core.leader
 
     @property
     def is_leader(self) -> bool:
+        """True only while this node leads AND its lease holds (a majority acknowledged a
+        heartbeat recently enough): the only time to act as the leader."""
+        self._check_process()
         return self._core.is_leader
 
     @property
     def fencing_token(self) -> Optional[int]:
+        """While `is_leader`: a number that strictly increases from one leadership to the next
+        across the cluster (the term). None otherwise."""
+        self._check_process()
         return self._core.fencing_token
+
+    def _holds(self, term: int) -> bool:
+        self._check_process()
+        return self._core.holds(term)
 
     # ----- queries ----------------------------------------------------------------------------
 
     def status(self) -> Status:
+        """A consistent view of the node: role, term, lease, peers, counters, health."""
+        self._check_process()
         d = dict(self._core.status())
         d["peers"] = {k: PeerStatus(**v) for k, v in d["peers"].items()}
         return Status(**d)
@@ -426,55 +498,157 @@ class Node:
         metric("term", "gauge", "Current Raft term.", s.term)
         metric("is_leader", "gauge", "1 while this node leads and holds its lease.", int(s.is_leader))
         metric("lease_remaining_seconds", "gauge", "Seconds left on the leader lease.", s.lease_remaining or 0.0)
+        metric("healthy", "gauge", "1 while health is ok (0 when degraded or stopped).", int(s.health == "ok"))
         for name in ("elections_started", "elections_won", "leader_changes", "messages_sent",
                      "messages_received", "messages_rejected", "messages_dropped"):
             metric(f"{name}_total", "counter", name.replace("_", " ").capitalize() + ".", getattr(s, name))
+        lines.append("# HELP quorate_messages_rejected_by_reason_total Refused frames and handshakes, by reason.")
+        lines.append("# TYPE quorate_messages_rejected_by_reason_total counter")
+        for reason, n in sorted(s.rejected_by_reason.items()):
+            lines.append(f'quorate_messages_rejected_by_reason_total{{{label},reason="{_escape(reason)}"}} {n}')
         lines.append("# HELP quorate_peer_connected 1 while the outbound connection to the peer is up.")
         lines.append("# TYPE quorate_peer_connected gauge")
         for peer, p in s.peers.items():
             lines.append(f'quorate_peer_connected{{{label},peer="{_escape(peer)}"}} {int(p.connected)}')
         return "\n".join(lines) + "\n"
 
-    def _wait_for(self, ready: Callable[[], Optional[T]], timeout: Optional[float], what: str) -> T:
-        """Waits until `ready()` returns something, waking on every published change (GIL released,
-        in slices so Ctrl-C works); TimeoutError naming `what` after `timeout` seconds."""
+    # ----- waiting: one change counter wakes blocking and asyncio waiters alike ------------------
+
+    def _stopped_error(self, what: str) -> NodeStoppedError:
+        return NodeStoppedError(f"node {self.node_id!r} is not running ({what})")
+
+    def _wait_until(
+        self, ready: Callable[[], Optional[T]], timeout: Optional[float], what: str, stop_ends: bool = True
+    ) -> T:
+        """Waits until `ready()` returns something (GIL released, in slices so Ctrl-C works).
+        TimeoutError naming `what` after `timeout` seconds; NodeStoppedError if `stop_ends` and
+        the node is or becomes stopped. The change counter is read before `ready()` is asked, so
+        a change in between wakes the wait at once: no wakeup is missed."""
+        self._check_process()
+        timeout = check_timeout("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
+        core = self._core
         while True:
+            seen = core.version
             value = ready()
             if value is not None:
                 return value
+            if stop_ends and not core.running:
+                raise self._stopped_error(what)
             remaining = _WAIT_SLICE if deadline is None else min(_WAIT_SLICE, deadline - time.monotonic())
             if remaining <= 0:
                 raise TimeoutError(f"{what} within {timeout} s")
-            self._core.wait_changed(remaining)
+            core.wait_changed(seen, remaining)
 
-    def wait_for_leader(self, timeout: Optional[float] = None) -> str:
-        """The leader's id once this node knows one; TimeoutError otherwise. Ctrl-C interrupts."""
+    async def _wait_until_async(
+        self, ready: Callable[[], Optional[T]], timeout: Optional[float], what: str, stop_ends: bool = True
+    ) -> T:
+        """The asyncio form of `_wait_until`: never blocks the event loop."""
         self._check_process()
-        return self._wait_for(lambda: self.leader, timeout, f"no leader known to {self.node_id!r}")
-
-    async def wait_for_leader_async(self, timeout: Optional[float] = None) -> str:
+        timeout = check_timeout("timeout", timeout)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        core = self._core
         while True:
-            leader = self.leader
-            if leader is not None:
-                return leader
-            fut: asyncio.Future[None] = loop.create_future()
-            with self._lock:
-                self._async_waiters.append((loop, fut))
-            leader = self.leader  # an event may have come between the check and the registration
-            if leader is not None:
-                return leader
+            seen = core.version
+            value = ready()
+            if value is not None:
+                return value
+            if stop_ends and not core.running:
+                raise self._stopped_error(what)
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"no leader known to {self.node_id!r} within {timeout} s")
+                raise TimeoutError(f"{what} within {timeout} s")
+            fut: "asyncio.Future[None]" = loop.create_future()
+            self._add_async_waiter(loop, fut, seen)
             try:
-                await asyncio.wait_for(asyncio.shield(fut), timeout=min(remaining or 1.0, 1.0))
+                await asyncio.wait_for(fut, remaining)
             except asyncio.TimeoutError:
-                pass
+                pass  # the deadline check above raises the built-in TimeoutError
+            finally:
+                self._remove_async_waiter(fut)
+
+    def _add_async_waiter(self, loop: asyncio.AbstractEventLoop, fut: "asyncio.Future[None]", seen: int) -> None:
+        with self._lock:
+            self._async_waiters.append((loop, fut, seen))
+            if self._watcher is None:
+                self._watcher = threading.Thread(target=self._watch, name=f"quorate-watch-{self.node_id}", daemon=True)
+                self._watcher.start()
+
+    def _remove_async_waiter(self, fut: "asyncio.Future[None]") -> None:
+        with self._lock:
+            self._async_waiters = [w for w in self._async_waiters if w[1] is not fut]
+
+    def _watch(self) -> None:
+        """Wakes the asyncio waiters on every published change (and when a lease runs out); ends
+        when nobody waits. Independent of the dispatcher, so a slow callback delays no waiter."""
+        core = self._core
+        while True:
+            with self._lock:
+                if not self._async_waiters:
+                    self._watcher = None
+                    return
+                seen = min(w[2] for w in self._async_waiters)
+            core.wait_changed(seen, _DISPATCH_SLICE)
+            with self._lock:
+                waiters, self._async_waiters = self._async_waiters, []
+            for loop, fut, _ in waiters:
+                try:
+                    loop.call_soon_threadsafe(_resolve, fut)
+                except RuntimeError:
+                    pass  # that loop is closed
+
+    def wait_for_leader(self, timeout: Optional[float] = None) -> str:
+        """The id of the leader once this node knows one (any node, maybe itself, maybe one whose
+        lease has not started yet): it does NOT mean this node may act as leader; for that use
+        `wait_until_leading`. TimeoutError after `timeout` seconds; Ctrl-C interrupts."""
+        return self._wait_until(lambda: self.leader, timeout, f"no leader known to {self.node_id!r}", stop_ends=False)
+
+    async def wait_for_leader_async(self, timeout: Optional[float] = None) -> str:
+        """The asyncio form of `wait_for_leader`."""
+        return await self._wait_until_async(
+            lambda: self._core.leader, timeout, f"no leader known to {self.node_id!r}", stop_ends=False
+        )
+
+    def _current_leadership(self) -> Optional[Leadership]:
+        token = self._core.fencing_token
+        if token is None:
+            return None
+        lead = self._leadership
+        if lead is None or lead.term != token:
+            lead = self._leadership = Leadership(self, token, token)
+        return lead
+
+    def wait_until_leading(self, timeout: Optional[float] = None) -> Leadership:
+        """Blocks until this node is leader AND holds its lease, and returns that `Leadership`
+        (the same object for the whole term). TimeoutError after `timeout` seconds;
+        NodeStoppedError if the node is not running or stops meanwhile."""
+        return self._wait_until(self._current_leadership, timeout, f"{self.node_id!r} did not lead")
+
+    async def wait_until_leading_async(self, timeout: Optional[float] = None) -> Leadership:
+        """The asyncio form of `wait_until_leading`."""
+        return await self._wait_until_async(self._current_leadership, timeout, f"{self.node_id!r} did not lead")
+
+    def leading(self, timeout: Optional[float] = None) -> Leading:
+        """A block that runs under one leadership: `with node.leading() as lead:` or
+        `async with node.leading() as lead:` (see `quorate.leading.Leading`). It waits until this
+        node leads; the async form cancels the body the moment the leadership is lost and raises
+        `LeadershipLost`."""
+        self._check_process()
+        return Leading(self, check_timeout("timeout", timeout))
+
+    async def run_while_leading(self, job: Callable[[Leadership], Awaitable[Any]]) -> None:
+        """Runs `await job(lead)` each time this node leads and cancels it the moment that
+        leadership is lost, until the node stops. The one-line loop most services want."""
+        if not callable(job):
+            raise ConfigError(f"job: must be a coroutine function taking the Leadership, got {job!r}")
+        _check_callback("job", job)
+        self._check_process()
+        await run_while_leading(self, job)
 
     def subscribe(self) -> Subscription:
+        """Every event from now on, in order (see `Subscription`)."""
+        self._check_process()
         sub = Subscription(self)
         with self._lock:
             self._subscriptions.append(sub)
@@ -495,25 +669,38 @@ class Node:
         return self._core.resign()
 
     def transfer_leadership(self, to: str, timeout: float = 5.0) -> None:
+        """Hands leadership to `to` and waits until it leads. ConfigError if `to` is unknown, this
+        node, or not connected; NotLeaderError if this node does not lead; TimeoutError if `to`
+        did not become leader within `timeout` seconds."""
         self._check_process()
-        if to not in self.members or to == self.node_id:
-            raise ConfigError(f"to: {to!r} is not a peer of {self.node_id!r}")
+        check_timeout("timeout", timeout)
+        if to == self.node_id:
+            raise ConfigError(f"to: {to!r} is this node itself; name a peer")
+        if to not in self.members:
+            raise ConfigError(f"to: {to!r} is not a member (members: {sorted(self.members)})")
         if not self._core.running:
             raise NotLeaderError(f"{self.node_id!r} is not running")
+        peer = self.status().peers.get(to)
+        if peer is not None and not peer.connected:
+            raise ConfigError(f"to: {to!r} is not connected to {self.node_id!r}; it could not take over")
         self._core.transfer_leadership(to)
-        self._wait_for(lambda: True if self.leader == to else None, timeout, f"{to!r} did not become leader")
+        self._wait_until(lambda: True if self.leader == to else None, timeout, f"{to!r} did not become leader")
 
     # ----- the dispatcher thread ------------------------------------------------------------------
 
     def _dispatch(self) -> None:
+        """Delivers events in order until the node is stopped and every event was delivered.
+        Whatever a callback does, the loop goes on."""
         core = self._core
         while True:
             event = core.next_event(_DISPATCH_SLICE)
-            if event is None:
-                if self._stopping.is_set():
-                    break
+            if event is not None:
+                self._deliver(event)
                 continue
-            self._deliver(event)
+            with self._lifecycle:
+                if core.drained():
+                    self._dispatcher = None
+                    break
         with self._lock:
             subs = list(self._subscriptions)
         for sub in subs:
@@ -529,30 +716,35 @@ class Node:
             try:
                 callback(event)
             except BaseException as exc:  # noqa: BLE001 - a callback must never kill the dispatcher
-                logger.error("callback %r for %s raised", callback, event.kind, exc_info=True)
-                sys.unraisablehook(
-                    types.SimpleNamespace(  # type: ignore[arg-type]
-                        exc_type=type(exc), exc_value=exc, exc_traceback=exc.__traceback__,
-                        err_msg=f"Exception in quorate {event.kind} callback", object=callback,
-                    )
-                )
+                try:
+                    logger.error("%s callback %r raised on %r", event.kind, callback, event, exc_info=exc)
+                    _write_unraisable(exc, callback)
+                except BaseException:  # pragma: no cover - a hook that raises must not stop us either
+                    pass
         with self._lock:
             subs = list(self._subscriptions)
         for sub in subs:
             sub._push(event)
-        self._wake_async_waiters()
-
-    def _wake_async_waiters(self) -> None:
-        with self._lock:
-            waiters, self._async_waiters = self._async_waiters, []
-        for loop, fut in waiters:
-            try:
-                loop.call_soon_threadsafe(_resolve, fut)
-            except RuntimeError:
-                pass  # that loop is closed
 
     def __repr__(self) -> str:
-        return f"Node({self.node_id!r}, address={self.address!r}, role={self.role!r}, term={self.term})"
+        return f"Node({self.node_id!r}, address={self.address!r}, role={self._core.role!r}, term={self._core.term})"
+
+
+def _check_callback(name: str, cb: Optional[Callable[..., Any]]) -> None:
+    """A callback must be callable with one argument (the Event, or the Leadership): checked when
+    the Node is made, not when the first event would find out."""
+    if cb is None:
+        return
+    if not callable(cb):
+        raise ConfigError(f"{name}: must be callable, got {cb!r}")
+    try:
+        sig = inspect.signature(cb)
+    except (TypeError, ValueError):
+        return  # some builtins have no signature to check
+    try:
+        sig.bind(None)
+    except TypeError as e:
+        raise ConfigError(f"{name}: {cb!r} cannot be called with one argument ({e})") from None
 
 
 def _escape(value: str) -> str:

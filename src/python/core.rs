@@ -5,7 +5,10 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::convert::{config_err, config_error, message_from_py, outputs_to_py, secs, timing, NotLeaderError};
+use super::convert::{
+    config_err, config_error, election_timeout_arg, heartbeat_interval_arg, max_clock_drift_arg, message_from_py,
+    outputs_to_py, required_seed_arg, seconds_arg, timing, uint_arg, NotLeaderError,
+};
 use crate::engine::{Config, HardState, Raft, TransferError};
 
 #[pyclass(name = "Core", module = "quorate")]
@@ -15,9 +18,18 @@ pub struct PyCore {
     last_now: Option<Duration>,
 }
 
+/// `now`: seconds on the caller's clock (see `seconds_arg`).
+fn now_arg(now: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    Ok(Duration::from_secs_f64(seconds_arg("now", now)?))
+}
+
+fn term_arg(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint_arg("term", obj)
+}
+
 impl PyCore {
-    fn now(&mut self, now: f64) -> PyResult<Duration> {
-        let now = secs("now", now)?;
+    fn now(&mut self, now: &Bound<'_, PyAny>) -> PyResult<Duration> {
+        let now = now_arg(now)?;
         if let Some(last) = self.last_now.filter(|last| now < *last) {
             return Err(config_err(format!(
                 "now: time went backwards ({} after {})",
@@ -42,19 +54,18 @@ impl PyCore {
         node_id: String,
         members: &Bound<'_, PyAny>,
         algorithm: &str,
-        election_timeout: (f64, f64),
-        heartbeat_interval: f64,
+        #[pyo3(from_py_with = election_timeout_arg)] election_timeout: (f64, f64),
+        #[pyo3(from_py_with = heartbeat_interval_arg)] heartbeat_interval: f64,
         pre_vote: bool,
         check_quorum: bool,
-        max_clock_drift: f64,
-        seed: u64,
-        term: i64,
+        #[pyo3(from_py_with = max_clock_drift_arg)] max_clock_drift: f64,
+        #[pyo3(from_py_with = required_seed_arg)] seed: u64,
+        #[pyo3(from_py_with = term_arg)] term: u64,
         voted_for: Option<String>,
     ) -> PyResult<Self> {
         let members = super::convert::members_from_py(members)?;
         let timing = timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
         let cfg = Config::new(node_id, members, timing, seed).map_err(config_error)?;
-        let term = u64::try_from(term).map_err(|_| config_err(format!("term: must be >= 0, got {term}")))?;
         if let Some(v) = voted_for.as_ref().filter(|v| !cfg.members.contains(v)) {
             return Err(config_err(format!("voted_for: {v:?} is not one of the members")));
         }
@@ -62,7 +73,7 @@ impl PyCore {
     }
 
     /// Fires due timers; the first call starts the clock.
-    fn tick<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
+    fn tick<'py>(&mut self, py: Python<'py>, now: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let now = self.now(now)?;
         outputs_to_py(py, self.raft.tick(now))
     }
@@ -70,7 +81,7 @@ impl PyCore {
     fn step<'py>(
         &mut self,
         py: Python<'py>,
-        now: f64,
+        now: &Bound<'py, PyAny>,
         sender: &str,
         message: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
@@ -82,17 +93,22 @@ impl PyCore {
         outputs_to_py(py, self.raft.step(now, sender, message))
     }
 
-    fn campaign<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
+    fn campaign<'py>(&mut self, py: Python<'py>, now: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let now = self.now(now)?;
         outputs_to_py(py, self.raft.campaign(now))
     }
 
-    fn resign<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
+    fn resign<'py>(&mut self, py: Python<'py>, now: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let now = self.now(now)?;
         outputs_to_py(py, self.raft.resign(now))
     }
 
-    fn transfer_leadership<'py>(&mut self, py: Python<'py>, now: f64, to: &str) -> PyResult<Bound<'py, PyList>> {
+    fn transfer_leadership<'py>(
+        &mut self,
+        py: Python<'py>,
+        now: &Bound<'py, PyAny>,
+        to: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
         let now = self.now(now)?;
         match self.raft.transfer_leadership(now, to) {
             Ok(outputs) => outputs_to_py(py, outputs),
@@ -105,12 +121,12 @@ impl PyCore {
         self.raft.next_deadline().map(|d| d.as_secs_f64())
     }
 
-    fn is_leader(&self, now: f64) -> PyResult<bool> {
-        Ok(self.raft.is_leader(secs("now", now)?))
+    fn is_leader(&self, now: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Ok(self.raft.is_leader(now_arg(now)?))
     }
 
-    fn fencing_token(&self, now: f64) -> PyResult<Option<u64>> {
-        Ok(self.raft.fencing_token(secs("now", now)?))
+    fn fencing_token(&self, now: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
+        Ok(self.raft.fencing_token(now_arg(now)?))
     }
 
     #[getter]

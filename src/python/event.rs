@@ -18,6 +18,10 @@ pub struct PyEvent {
     pub leader: Option<String>,
     #[pyo3(get)]
     pub fencing_token: Option<u64>,
+    /// Why a leadership ended, for `demoted` events: "lost_lease", "higher_term", "resigned",
+    /// "stopped", "crashed" or "storage"; None for every other kind.
+    #[pyo3(get)]
+    pub reason: Option<String>,
     /// Seconds: virtual time in a simulation, `time.monotonic()` for a live node.
     #[pyo3(get)]
     pub at: f64,
@@ -35,6 +39,7 @@ impl PyEvent {
             term: e.term,
             leader: e.leader.clone(),
             fencing_token: e.fencing_token,
+            reason: e.reason.map(|r| r.name().to_string()),
             at,
             wall: at,
         }
@@ -50,6 +55,7 @@ impl PyEvent {
         d.set_item("term", self.term)?;
         d.set_item("leader", &self.leader)?;
         d.set_item("fencing_token", self.fencing_token)?;
+        d.set_item("reason", &self.reason)?;
         d.set_item("at", self.at)?;
         d.set_item("wall", self.wall)?;
         Ok(d)
@@ -57,12 +63,13 @@ impl PyEvent {
 
     fn __repr__(&self) -> String {
         format!(
-            "Event(kind={:?}, node_id={:?}, term={}, leader={}, fencing_token={}, at={:.6})",
+            "Event(kind={:?}, node_id={:?}, term={}, leader={}, fencing_token={}, reason={}, at={:.6})",
             self.kind,
             self.node_id,
             self.term,
             self.leader.as_ref().map_or("None".to_string(), |l| format!("{l:?}")),
             self.fencing_token.map_or("None".to_string(), |t| t.to_string()),
+            self.reason.as_ref().map_or("None".to_string(), |r| format!("{r:?}")),
             self.at
         )
     }

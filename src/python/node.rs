@@ -12,12 +12,14 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use super::event::PyEvent;
-use super::convert::{config_err, config_error, secs, timing, NotLeaderError, QuorateError};
-use crate::engine::{Config, NodeId, TransferError};
+use super::convert::{
+    config_err, config_error, election_timeout_arg, heartbeat_interval_arg, max_clock_drift_arg, optional_seed_arg, secs,
+    timing, NotLeaderError, QuorateError,
+};
+use crate::engine::{Config, NodeId, Role, TransferError};
 use crate::faults::Peers;
-use crate::engine::Role;
-use crate::runtime::node::Counters;
-use crate::runtime::{FaultCommand, NodeConfig, NodeHandle, RunningNode, Shared, Snapshot, StartError};
+use crate::runtime::durable::DurableError;
+use crate::runtime::{new_shared, FaultCommand, NodeConfig, NodeHandle, RunningNode, Shared, Snapshot, StartError};
 
 pub const MIN_SECRET_BYTES: usize = 16;
 
@@ -43,9 +45,9 @@ fn role_name(role: Option<Role>) -> &'static str {
     role.map_or("stopped", Role::name)
 }
 
-fn faults_dict<'py>(py: Python<'py>, snapshot: Option<&Snapshot>) -> PyResult<Bound<'py, PyDict>> {
+fn faults_dict<'py>(py: Python<'py>, snapshot: &Snapshot) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    for (k, v) in snapshot.map(|s| s.faults.as_slice()).unwrap_or_default() {
+    for (k, v) in &snapshot.faults {
         d.set_item(k, v)?;
     }
     Ok(d)
@@ -69,23 +71,20 @@ pub fn check_address(what: &str, address: &str) -> PyResult<()> {
 pub struct PyNodeCore {
     cfg: NodeConfig,
     state: Mutex<CoreState>,
+    /// Published state, counters and events: one for every run of this node.
+    shared: Arc<Shared>,
     origin: (Instant, f64),
 }
 
 #[derive(Default)]
 struct CoreState {
     running: Option<RunningNode>,
-    shared: Option<Arc<Shared>>,
     address: String,
 }
 
 impl PyNodeCore {
     fn lock(&self) -> MutexGuard<'_, CoreState> {
         self.state.lock().expect("node state lock")
-    }
-
-    fn shared(&self) -> Option<Arc<Shared>> {
-        self.lock().shared.clone()
     }
 
     /// Runs `f` with the running node's command handle, GIL released. The lock is never held while
@@ -115,15 +114,18 @@ impl PyNodeCore {
         Ok(Peers::Only(peers.into_iter().collect()))
     }
 
-    fn counter_values(&self) -> [(&'static str, u64); 7] {
-        self.shared().map_or_else(|| Counters::default().values(), |s| s.counters.values())
+    /// Reads the published snapshot under its lock without copying it.
+    fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
+        f(&self.shared.read())
     }
+}
 
-    /// Reads the published snapshot under its lock without copying it; None before the first start.
-    fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> Option<T> {
-        let shared = self.shared()?;
-        let snapshot = shared.snapshot.lock().expect("snapshot lock");
-        Some(f(&snapshot))
+/// How a failed start reads in Python: the OS's own refusals are OSError (a busy port, a data_dir
+/// that cannot be written), the rest QuorateError; every message names the path or address.
+fn start_error(e: StartError) -> PyErr {
+    match e {
+        StartError::Bind { .. } | StartError::Durable(DurableError::Io { .. }) => PyOSError::new_err(e.to_string()),
+        StartError::Durable(_) => QuorateError::new_err(e.to_string()),
     }
 }
 
@@ -141,15 +143,15 @@ impl PyNodeCore {
         members: BTreeMap<String, String>,
         bind: Option<String>,
         algorithm: &str,
-        election_timeout: (f64, f64),
-        heartbeat_interval: f64,
+        #[pyo3(from_py_with = election_timeout_arg)] election_timeout: (f64, f64),
+        #[pyo3(from_py_with = heartbeat_interval_arg)] heartbeat_interval: f64,
         data_dir: Option<PathBuf>,
         secret: Option<&Bound<'_, PyAny>>,
         cluster: String,
         pre_vote: bool,
         check_quorum: bool,
-        max_clock_drift: f64,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = max_clock_drift_arg)] max_clock_drift: f64,
+        #[pyo3(from_py_with = optional_seed_arg)] seed: Option<u64>,
     ) -> PyResult<Self> {
         let timing = timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
         let seed = match seed {
@@ -187,8 +189,13 @@ impl PyNodeCore {
         if cluster.is_empty() || cluster.len() > 255 {
             return Err(config_err("cluster: must be 1 to 255 bytes"));
         }
+        if let Some(dir) = data_dir.as_ref().filter(|d| d.exists() && !d.is_dir()) {
+            return Err(config_err(format!("data_dir: {} exists and is not a directory", dir.display())));
+        }
+        let cfg = NodeConfig { engine, addresses: members, bind, data_dir, secret, cluster };
         Ok(PyNodeCore {
-            cfg: NodeConfig { engine, addresses: members, bind, data_dir, secret, cluster },
+            shared: new_shared(&cfg),
+            cfg,
             state: Mutex::new(CoreState::default()),
             origin: monotonic_origin(py)?,
         })
@@ -199,11 +206,8 @@ impl PyNodeCore {
         if self.lock().running.is_some() {
             return Ok(());
         }
-        let cfg = self.cfg.clone();
-        let mut node = py.detach(|| RunningNode::start(cfg)).map_err(|e| match e {
-            StartError::Bind { .. } => PyOSError::new_err(e.to_string()),
-            StartError::Durable(_) => QuorateError::new_err(e.to_string()),
-        })?;
+        let (cfg, shared) = (self.cfg.clone(), self.shared.clone());
+        let mut node = py.detach(|| RunningNode::start(cfg, shared)).map_err(start_error)?;
         let mut state = self.lock();
         if state.running.is_some() {
             drop(state);
@@ -211,7 +215,6 @@ impl PyNodeCore {
             return Ok(());
         }
         state.address = node.local_addr.to_string();
-        state.shared = Some(node.shared.clone());
         state.running = Some(node);
         Ok(())
     }
@@ -254,100 +257,111 @@ impl PyNodeCore {
 
     #[getter]
     fn role(&self) -> &'static str {
-        role_name(self.read(|s| s.role).flatten())
+        role_name(self.read(|s| s.role))
     }
 
     #[getter]
     fn term(&self) -> u64 {
-        self.read(|s| s.term).unwrap_or(0)
+        self.read(|s| s.term)
     }
 
     #[getter]
     fn leader(&self) -> Option<String> {
-        self.read(|s| s.leader.clone()).flatten()
+        self.read(|s| s.leader.clone())
     }
 
     #[getter]
     fn is_leader(&self) -> bool {
-        self.read(|s| s.is_leader(Instant::now())).unwrap_or(false)
+        self.read(|s| s.is_leader(Instant::now()))
     }
 
     #[getter]
     fn fencing_token(&self) -> Option<u64> {
-        self.read(|s| s.is_leader(Instant::now()).then_some(s.term)).flatten()
+        self.read(|s| s.fencing_token(Instant::now()))
+    }
+
+    /// Whether the leadership of `term` still holds: leader in that term, lease holding.
+    fn holds(&self, term: u64) -> bool {
+        self.read(|s| s.fencing_token(Instant::now()) == Some(term))
+    }
+
+    /// Why the leadership of `term` ended, once its `demoted` is published; None before.
+    fn ended_reason(&self, term: u64) -> Option<&'static str> {
+        self.read(|s| s.ended.filter(|(t, _)| *t == term).map(|(_, r)| r.name()))
+    }
+
+    /// The change counter: bumped by every published transition.
+    #[getter]
+    fn version(&self) -> u64 {
+        self.read(|s| s.version)
+    }
+
+    /// True once the node is not running and every event has been taken: a dispatcher may end.
+    fn drained(&self) -> bool {
+        self.shared.drained()
     }
 
     /// Everything `Node.status()` reports, as a dict.
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let now = Instant::now();
         let d = PyDict::new(py);
-        let snap = self.read(Snapshot::clone);
+        let s = self.read(Snapshot::clone);
         d.set_item("node_id", &self.cfg.engine.id)?;
-        d.set_item("role", role_name(snap.as_ref().and_then(|s| s.role)))?;
-        d.set_item("term", snap.as_ref().map_or(0, |s| s.term))?;
-        d.set_item("leader", snap.as_ref().and_then(|s| s.leader.clone()))?;
-        d.set_item("voted_for", snap.as_ref().and_then(|s| s.voted_for.clone()))?;
-        let is_leader = snap.as_ref().is_some_and(|s| s.is_leader(now));
-        d.set_item("is_leader", is_leader)?;
-        d.set_item("fencing_token", snap.as_ref().filter(|_| is_leader).map(|s| s.term))?;
-        d.set_item(
-            "lease_remaining",
-            snap.as_ref().filter(|_| is_leader).and_then(|s| s.lease_until).map(|u| u.saturating_duration_since(now).as_secs_f64()),
-        )?;
-        d.set_item(
-            "last_heartbeat_age",
-            snap.as_ref().and_then(|s| s.last_heartbeat).map(|t| now.saturating_duration_since(t).as_secs_f64()),
-        )?;
+        d.set_item("role", role_name(s.role))?;
+        d.set_item("term", s.term)?;
+        d.set_item("leader", &s.leader)?;
+        d.set_item("voted_for", &s.voted_for)?;
+        d.set_item("is_leader", s.is_leader(now))?;
+        d.set_item("fencing_token", s.fencing_token(now))?;
+        d.set_item("lease_remaining", s.lease_remaining(now).map(|r| r.as_secs_f64()))?;
+        d.set_item("last_heartbeat_age", s.last_heartbeat.map(|t| now.saturating_duration_since(t).as_secs_f64()))?;
+        d.set_item("health", s.health.name())?;
+        d.set_item("last_error", &s.last_error)?;
         let peers = PyDict::new(py);
-        let running = self.running();
-        if let Some(s) = &snap {
-            for (id, p) in &s.peers {
-                let pd = PyDict::new(py);
-                pd.set_item("address", &p.address)?;
-                pd.set_item("connected", p.connected && running)?;
-                pd.set_item("last_contact_age", p.last_contact.map(|t| now.saturating_duration_since(t).as_secs_f64()))?;
-                peers.set_item(id, pd)?;
-            }
+        for (id, p) in &s.peers {
+            let pd = PyDict::new(py);
+            pd.set_item("address", &p.address)?;
+            pd.set_item("connected", p.connected)?;
+            pd.set_item("last_contact_age", p.last_contact.map(|t| now.saturating_duration_since(t).as_secs_f64()))?;
+            peers.set_item(id, pd)?;
         }
         d.set_item("peers", peers)?;
-        d.set_item("faults", faults_dict(py, snap.as_ref())?)?;
-        for (name, value) in self.counter_values() {
+        d.set_item("faults", faults_dict(py, &s)?)?;
+        for (name, value) in self.shared.counters.values() {
             d.set_item(name, value)?;
         }
+        let by_reason = PyDict::new(py);
+        for (reason, n) in self.shared.counters.rejected_by_reason() {
+            by_reason.set_item(reason, n)?;
+        }
+        d.set_item("rejected_by_reason", by_reason)?;
         Ok(d)
     }
 
-    /// The next event, waiting up to `timeout` seconds with the GIL released; None on timeout.
+    /// The next event, waiting up to `timeout` seconds with the GIL released; None on timeout,
+    /// or at once once the node is stopped and every event was taken.
     fn next_event(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<PyEvent>> {
         let timeout = secs("timeout", timeout)?;
-        let Some(shared) = self.shared() else {
-            py.detach(|| std::thread::sleep(timeout));
-            return Ok(None);
-        };
-        let Some(e) = py.detach(|| shared.next_event(timeout)) else { return Ok(None) };
+        let shared = self.shared.clone();
+        let Some(e) = py.detach(move || shared.next_event(timeout)) else { return Ok(None) };
         Ok(Some(PyEvent {
             kind: e.kind.name().to_string(),
             node_id: self.cfg.engine.id.clone(),
             term: e.term,
             leader: e.leader,
             fencing_token: e.fencing_token,
+            reason: e.reason.map(|r| r.name().to_string()),
             at: monotonic(self.origin, e.at),
             wall: e.wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
         }))
     }
 
-    /// Waits (GIL released) until the published state changes or `timeout` passes.
-    fn wait_changed(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+    /// Waits (GIL released) until the change counter differs from `seen`, or a lease that holds
+    /// runs out, or `timeout` passes; returns the counter.
+    fn wait_changed(&self, py: Python<'_>, seen: u64, timeout: f64) -> PyResult<u64> {
         let timeout = secs("timeout", timeout)?;
-        let Some(shared) = self.shared() else {
-            py.detach(|| std::thread::sleep(timeout));
-            return Ok(());
-        };
-        py.detach(|| {
-            let s = shared.snapshot.lock().expect("snapshot lock");
-            let _ = shared.changed.wait_timeout(s, timeout);
-        });
-        Ok(())
+        let shared = self.shared.clone();
+        Ok(py.detach(move || shared.wait_changed(seen, timeout)))
     }
 
     fn resign(&self, py: Python<'_>) -> PyResult<bool> {
@@ -407,7 +421,7 @@ impl PyNodeCore {
     }
 
     fn faults_active<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        faults_dict(py, self.read(Snapshot::clone).as_ref())
+        faults_dict(py, &self.shared.read())
     }
 
     fn peer_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {

@@ -3,9 +3,29 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::convert::{config_err, config_error, members_from_py, secs, timing, SafetyViolation};
+use super::convert::{
+    config_err, config_error, election_timeout_arg, heartbeat_interval_arg, max_clock_drift_arg, members_from_py,
+    number_arg, required_seed_arg, seconds_arg, secs, timeout_pair_arg, timing, SafetyViolation,
+};
 use super::event::PyEvent;
 use crate::sim::{self, SimConfig, Simulation};
+
+fn latency_arg(obj: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
+    timeout_pair_arg("latency", obj)
+}
+
+fn drop_rate_arg(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    number_arg("drop_rate", obj)
+}
+
+fn duplicate_rate_arg(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    number_arg("duplicate_rate", obj)
+}
+
+/// A span of virtual time (see `seconds_arg`).
+fn span_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<std::time::Duration> {
+    secs(name, seconds_arg(name, obj)?)
+}
 
 #[pyclass(name = "Simulation", module = "quorate")]
 pub struct PySimulation {
@@ -24,15 +44,15 @@ impl PySimulation {
         py: Python<'_>,
         members: Option<&Bound<'_, PyAny>>,
         algorithm: &str,
-        seed: u64,
-        election_timeout: (f64, f64),
-        heartbeat_interval: f64,
-        latency: (f64, f64),
-        drop_rate: f64,
-        duplicate_rate: f64,
+        #[pyo3(from_py_with = required_seed_arg)] seed: u64,
+        #[pyo3(from_py_with = election_timeout_arg)] election_timeout: (f64, f64),
+        #[pyo3(from_py_with = heartbeat_interval_arg)] heartbeat_interval: f64,
+        #[pyo3(from_py_with = latency_arg)] latency: (f64, f64),
+        #[pyo3(from_py_with = drop_rate_arg)] drop_rate: f64,
+        #[pyo3(from_py_with = duplicate_rate_arg)] duplicate_rate: f64,
         pre_vote: bool,
         check_quorum: bool,
-        max_clock_drift: f64,
+        #[pyo3(from_py_with = max_clock_drift_arg)] max_clock_drift: f64,
     ) -> PyResult<Self> {
         let members = match members {
             Some(m) => members_from_py(m)?,
@@ -60,14 +80,14 @@ impl PySimulation {
         self.sim.members().to_vec()
     }
 
-    fn run_for(&mut self, py: Python<'_>, seconds: f64) -> PyResult<()> {
-        let span = secs("seconds", seconds)?;
+    fn run_for(&mut self, py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+        let span = span_arg("seconds", seconds)?;
         py.detach(|| self.sim.run_for(span));
         Ok(())
     }
 
-    fn run_until_leader(&mut self, py: Python<'_>, timeout: f64) -> PyResult<Option<String>> {
-        let span = secs("timeout", timeout)?;
+    fn run_until_leader(&mut self, py: Python<'_>, timeout: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+        let span = span_arg("timeout", timeout)?;
         Ok(py.detach(|| self.sim.run_until_leader(span)))
     }
 
@@ -108,8 +128,8 @@ impl PySimulation {
         self.sim.heal();
     }
 
-    fn pause(&mut self, id: &str, seconds: f64) -> PyResult<()> {
-        let span = secs("seconds", seconds)?;
+    fn pause(&mut self, id: &str, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+        let span = span_arg("seconds", seconds)?;
         self.sim.pause(id, span).map_err(config_error)
     }
 
@@ -117,15 +137,18 @@ impl PySimulation {
         self.sim.resume(id).map_err(config_error)
     }
 
-    fn set_clock_rate(&mut self, id: &str, factor: f64) -> PyResult<()> {
+    fn set_clock_rate(&mut self, id: &str, factor: &Bound<'_, PyAny>) -> PyResult<()> {
+        let factor = number_arg("factor", factor)?;
         self.sim.set_clock_rate(id, factor).map_err(config_error)
     }
 
-    fn set_drop_rate(&mut self, rate: f64) -> PyResult<()> {
+    fn set_drop_rate(&mut self, rate: &Bound<'_, PyAny>) -> PyResult<()> {
+        let rate = number_arg("rate", rate)?;
         self.sim.set_drop_rate(rate).map_err(config_error)
     }
 
-    fn set_duplicate_rate(&mut self, rate: f64) -> PyResult<()> {
+    fn set_duplicate_rate(&mut self, rate: &Bound<'_, PyAny>) -> PyResult<()> {
+        let rate = number_arg("rate", rate)?;
         self.sim.set_duplicate_rate(rate).map_err(config_error)
     }
 

@@ -1,6 +1,10 @@
 //! The durable state of one node: one small checksummed file, replaced atomically (write a temp
 //! file, fsync it, rename it over the old one, fsync the directory). A file that is unreadable or
 //! fails its checksum stops the node with an error naming it; it is never silently reset.
+//!
+//! A running node holds an advisory lock on `quorate.lock` in its data_dir (flock, through std's
+//! `File::try_lock`), with its pid written inside: a second process, or a second node of this
+//! one, on the same directory is refused with the holder named, instead of both writing one file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -12,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::engine::{HardState, NodeId};
 
 pub const STATE_FILE: &str = "quorate-state";
+pub const LOCK_FILE: &str = "quorate.lock";
 const MAGIC: &[u8; 4] = b"QRS1";
 const CHECKSUM_BYTES: usize = 8;
 /// A valid file is a few dozen bytes; anything larger is not ours.
@@ -23,6 +28,8 @@ pub enum DurableError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: corrupt state file ({why}); refusing to start rather than forget a vote")]
     Corrupt { path: PathBuf, why: String },
+    #[error("{path}: the data_dir is in use by {holder}; two nodes must never share one")]
+    Locked { path: PathBuf, holder: String },
     #[error("{path}: belongs to node {found_node:?} of cluster {found_cluster:?}, not {node:?} of {cluster:?}")]
     WrongOwner { path: PathBuf, found_node: NodeId, found_cluster: String, node: NodeId, cluster: String },
 }
@@ -42,11 +49,46 @@ pub struct DurableState {
     dir: PathBuf,
     node: NodeId,
     cluster: String,
+    /// The open lock file while this process holds the directory; closing it releases the lock.
+    lock: Option<File>,
 }
 
 impl DurableState {
+    /// Names the state in `dir` without touching the disk (tests, and `open`).
     pub fn new(dir: impl Into<PathBuf>, node: &str, cluster: &str) -> DurableState {
-        DurableState { dir: dir.into(), node: node.to_string(), cluster: cluster.to_string() }
+        DurableState { dir: dir.into(), node: node.to_string(), cluster: cluster.to_string(), lock: None }
+    }
+
+    /// Takes `dir` for a running node: creates it, locks it, loads the hard state and writes it
+    /// back (write, fsync, rename, fsync), proving that the node can make a vote durable before it
+    /// ever casts one. Every failure names the path and the OS reason.
+    pub fn open(dir: impl Into<PathBuf>, node: &str, cluster: &str) -> Result<(DurableState, HardState), DurableError> {
+        let mut d = DurableState::new(dir, node, cluster);
+        fs::create_dir_all(&d.dir).map_err(d.io(&d.dir))?;
+        d.lock = Some(d.take_lock()?);
+        let hard = d.load()?;
+        d.save(&hard)?;
+        Ok((d, hard))
+    }
+
+    fn take_lock(&self) -> Result<File, DurableError> {
+        let path = self.dir.join(LOCK_FILE);
+        let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(self.io(&path))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+                let holder = match holder {
+                    Some(pid) if pid == std::process::id() => format!("another node of this process (pid {pid})"),
+                    Some(pid) => format!("process {pid}"),
+                    None => "another process".to_string(),
+                };
+                return Err(DurableError::Locked { path, holder });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(self.io(&path)(e)),
+        }
+        f.set_len(0).and_then(|_| f.write_all(format!("{}\n", std::process::id()).as_bytes())).map_err(self.io(&path))?;
+        Ok(f)
     }
 
     pub fn path(&self) -> PathBuf {
@@ -161,6 +203,31 @@ mod tests {
         assert!(err.contains(STATE_FILE) && err.contains("checksum"), "{err}");
         fs::write(d.path(), b"garbage").unwrap();
         assert!(d.load().unwrap_err().to_string().contains("bad header"));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_locked_directory_is_refused_with_the_holder_named_and_freed_on_drop() {
+        let dir = tempdir("lock");
+        let (first, hard) = DurableState::open(&dir, "a", "c1").unwrap();
+        assert_eq!(hard, HardState::default());
+        assert!(dir.join(STATE_FILE).exists(), "open proves the directory writable by writing the state");
+        let err = DurableState::open(&dir, "a", "c1").unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, DurableError::Locked { .. }), "{text}");
+        assert!(text.contains(&std::process::id().to_string()) && text.contains(LOCK_FILE), "{text}");
+        drop(first);
+        DurableState::open(&dir, "a", "c1").expect("the lock is released with the state");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_write_the_disk_refuses_is_an_error_naming_the_file() {
+        let dir = tempdir("refused");
+        // Root ignores permissions, so refuse the write another way: the temp file is a directory.
+        fs::create_dir_all(dir.join(format!("{STATE_FILE}.tmp"))).unwrap();
+        let err = DurableState::open(&dir, "a", "c1").unwrap_err().to_string();
+        assert!(err.contains(&format!("{STATE_FILE}.tmp")), "{err}");
         fs::remove_dir_all(dir).unwrap();
     }
 

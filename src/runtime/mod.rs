@@ -1,8 +1,13 @@
 //! The networked node: a tokio driver around the engine, the TCP transport, the durable state
 //! file, and the fault layer between engine and transport.
 
+pub mod driver;
 pub mod durable;
-pub mod wire;
+pub mod log_limit;
 pub mod node;
+pub mod shared;
+pub mod transport;
+pub mod wire;
 
-pub use node::{runtime, EventRecord, FaultCommand, NodeConfig, NodeHandle, RunningNode, Shared, Snapshot, StartError};
+pub use node::{new_shared, runtime, FaultCommand, NodeConfig, NodeHandle, RunningNode, StartError};
+pub use shared::{EventRecord, Health, Shared, Snapshot, COUNTER_NAMES};

@@ -70,6 +70,22 @@ pub enum Rejection {
     Unexpected,
 }
 
+impl Rejection {
+    /// The reason's name, as `status()` and the metrics count it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Malformed => "malformed",
+            Rejection::Version(_) => "version",
+            Rejection::Cluster(_) => "cluster",
+            Rejection::UnknownPeer(_) => "unknown_peer",
+            Rejection::WrongNode(_) => "wrong_node",
+            Rejection::BadMac => "bad_mac",
+            Rejection::Replay { .. } => "replay",
+            Rejection::Unexpected => "unexpected",
+        }
+    }
+}
+
 /// The cluster's shared secret, if it has one. Without a secret every MAC is empty and accepted:
 /// frames are then checked only for size, version, cluster and membership.
 #[derive(Clone)]

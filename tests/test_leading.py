@@ -1,0 +1,535 @@
+"""The leadership contract: work that runs only while this node leads, and leadership that ends
+visibly however it ends. Each test tries to break one promise; all waits are bounded and generous."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections import defaultdict
+
+import pytest
+
+import quorate
+from quorate import ConfigError, LeadershipLost, NodeStoppedError, QuorateError
+from quorate.cluster import free_ports
+
+from conftest import LeaderMonitor, wait_until
+
+ELECT = 15.0  # generous: a noisy 2-core machine must not flake these
+
+
+def quiet_node(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quorate.Node(*args, **kwargs)
+
+
+def kinds(events, node_id=None):
+    return [(e.kind, e.reason) for e in events if e.kind in ("elected", "demoted") and (node_id is None or e.node_id == node_id)]
+
+
+def assert_alternate(history):
+    """Per node: elected, demoted, elected, ... and every demoted closes the term it opened."""
+    per_node = defaultdict(list)
+    for e in history:
+        if e.kind in ("elected", "demoted"):
+            per_node[e.node_id].append(e)
+    for node_id, evs in per_node.items():
+        for i, e in enumerate(evs):
+            assert e.kind == ("elected" if i % 2 == 0 else "demoted"), (node_id, [(x.kind, x.term) for x in evs])
+            if e.kind == "demoted":
+                assert e.term == evs[i - 1].term and e.reason is not None, (node_id, e)
+                assert e.fencing_token == evs[i - 1].fencing_token
+    return per_node
+
+
+# ----- the lease comes before the word ------------------------------------------------------------
+
+
+def test_wait_until_leading_returns_only_with_the_lease_held_in_every_fresh_election(cluster_factory):
+    for _ in range(6):
+        c = cluster_factory(3)
+        results = {}
+
+        def wait(node_id):
+            lead = c.nodes[node_id].wait_until_leading(timeout=ELECT)
+            # Read at once: the lease was held when the wait returned, and lasts ~0.14 s.
+            results[node_id] = (lead, c.nodes[node_id].fencing_token, c.nodes[node_id].is_leader)
+
+        leader = c.wait_for_leader(ELECT)
+        threading.Thread(target=wait, args=(leader,), daemon=True).start()
+        wait_until(lambda: leader in results, ELECT, "wait_until_leading on the leader")
+        lead, token, is_leader = results[leader]
+        assert isinstance(lead, quorate.Leadership)
+        assert lead.term == lead.fencing_token == token and is_leader
+        assert lead.held
+        c.stop()
+
+
+def test_inside_on_elected_the_published_state_already_shows_the_leadership(cluster_factory):
+    seen = []
+    nodes = {}
+
+    def on_elected(e):
+        node = nodes[e.node_id]
+        seen.append((e.fencing_token, node.fencing_token, node.is_leader, node.role, node.term))
+
+    c = cluster_factory(3, on_elected=on_elected)
+    nodes.update(c.nodes)
+    for _ in range(8):  # fresh elections by hand-off
+        leader = c.wait_for_leader(ELECT)
+        wait_until(lambda: len(seen) >= 1, ELECT, "on_elected")
+        c.nodes[leader].resign()
+        wait_until(lambda: c.leader() not in (None, leader), ELECT, "a new leader after resign")
+    wait_until(lambda: len(seen) >= 8, ELECT, "eight on_elected calls")
+    for event_token, node_token, is_leader, role, term in seen:
+        # The lease (~0.14 s) cannot have run out within the callback's first microseconds.
+        assert node_token == event_token and is_leader and role == "leader" and term == event_token, seen
+
+
+def test_the_readme_pattern_wait_then_is_leader_holds_on_the_new_leader(cluster_factory):
+    for _ in range(5):
+        c = cluster_factory(3)
+        c.wait_for_leader(ELECT)
+        leader = c.leader()
+        lead = c.nodes[leader].wait_until_leading(timeout=ELECT)
+        assert c.nodes[leader].is_leader and c.nodes[leader].fencing_token == lead.fencing_token
+        c.stop()
+
+
+# ----- leadership ends visibly, however it ends ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "how, reason",
+    [("kill", "crashed"), ("crash", "crashed"), ("stop", "stopped"), ("stop_abrupt", "stopped"), ("resign", "resigned"), ("isolate", "lost_lease")],
+)
+def test_every_end_of_a_leadership_gives_one_demoted_with_its_reason(cluster_factory, how, reason):
+    demoted = []
+    c = cluster_factory(3, on_demoted=demoted.append)
+    leader = c.wait_for_leader(ELECT)
+    node = c.nodes[leader]
+    lead = node.wait_until_leading(timeout=ELECT)
+    sub = node.subscribe()
+    if how == "kill":
+        c.kill(leader)
+    elif how == "crash":
+        node.faults.crash()
+    elif how == "stop":
+        node.stop()
+    elif how == "stop_abrupt":
+        node.stop(graceful=False)
+    elif how == "resign":
+        assert lead.resign() is True
+    else:
+        node.faults.isolate()
+    assert lead.wait_lost(timeout=ELECT) is True
+    assert not lead.held and not node.is_leader and node.fencing_token is None
+    with pytest.raises(LeadershipLost) as lost:
+        lead.check()
+    wait_until(lambda: [e for e in demoted if e.node_id == leader], ELECT, "on_demoted")
+    time.sleep(0.3)
+    mine = [e for e in demoted if e.node_id == leader]
+    assert len(mine) == 1 and mine[0].reason == reason and mine[0].term == lead.term, mine
+    assert lost.value.term == lead.term
+    # The subscriber hears that leadership ended before (or without) its stream ending.
+    got = []
+    try:
+        while True:
+            e = sub.get(timeout=ELECT if not got else 1.0)
+            got.append(e)
+            if e.kind == "demoted":
+                break
+    except (quorate.SubscriptionClosed, TimeoutError):
+        pass
+    assert [e.reason for e in got if e.kind == "demoted"] == [reason], got
+    sub.close()
+    if node.role == "stopped":
+        node.start()
+    assert_alternate(c.history)
+
+
+def test_elected_and_demoted_alternate_across_random_kills_restarts_and_faults(cluster_factory):
+    rng = random.Random(7)
+    c = cluster_factory(3)
+    with LeaderMonitor(c.nodes, limit=180.0):
+        for step in range(15):
+            if step % 3 == 0:  # bring everything back now and then, and let an election finish
+                for node_id, node in c.nodes.items():
+                    if node.role == "stopped":
+                        c.restart(node_id)
+                c.heal()
+                c.wait_for_leader(ELECT)
+            node_id = rng.choice(sorted(c.nodes))
+            node = c.nodes[node_id]
+            action = rng.choice(["kill", "stop", "pause", "isolate", "resign", "heal"])
+            if node.role == "stopped":
+                c.restart(node_id)
+            elif action == "kill":
+                c.kill(node_id)
+            elif action == "stop":
+                node.stop(graceful=rng.random() < 0.5)
+            elif action == "pause":
+                c.pause(node_id)
+                time.sleep(rng.uniform(0.05, 0.5))
+                c.resume(node_id)
+            elif action == "isolate":
+                node.faults.isolate()
+                time.sleep(rng.uniform(0.05, 0.5))
+                node.faults.heal()
+            elif action == "resign":
+                node.resign()
+            else:
+                c.heal()
+            time.sleep(rng.uniform(0.0, 0.4))
+        for node_id, node in c.nodes.items():
+            if node.role == "stopped":
+                c.restart(node_id)
+        c.heal()
+        c.wait_for_leader(ELECT)
+    per_node = assert_alternate(c.history)
+    elected = sorted((e for e in c.history if e.kind == "elected"), key=lambda e: e.at)
+    tokens = [e.fencing_token for e in elected]
+    assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens), tokens
+    assert sum(len(v) for v in per_node.values()) >= 2
+
+
+# ----- callbacks cannot break the dispatcher ---------------------------------------------------------
+
+
+def test_a_raising_callback_is_reported_as_unraisable_and_later_events_still_arrive(cluster_factory, monkeypatch):
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda args: reported.append(args))
+    calls = []
+
+    def boom(e):
+        calls.append(e)
+        if len(calls) == 1:
+            raise RuntimeError("callback bug")
+        if len(calls) == 2:
+            raise SystemExit(3)  # even a BaseException must not stop the dispatcher
+
+    c = cluster_factory(3, on_elected=boom)
+    for _ in range(3):
+        leader = c.wait_for_leader(ELECT)
+        c.nodes[leader].wait_until_leading(timeout=ELECT)
+        n = len(calls)
+        c.nodes[leader].resign()
+        wait_until(lambda: len(calls) > n, ELECT, "the next on_elected")
+    assert len(calls) >= 3
+    assert len(reported) >= 2
+    # A real UnraisableHookArgs: the default hook accepts it (it would raise TypeError otherwise).
+    assert type(reported[0]).__name__ == "UnraisableHookArgs"
+    assert isinstance(reported[0].exc_value, RuntimeError) and reported[0].object is boom
+    assert isinstance(reported[1].exc_value, SystemExit)
+    sys.__unraisablehook__(reported[0])
+
+
+@pytest.mark.parametrize("bad", [lambda: None, lambda a, b: None, "not callable", 42])
+def test_a_callback_that_cannot_take_one_argument_is_a_config_error(bad):
+    ports = free_ports(1)
+    with pytest.raises(ConfigError, match="on_elected"):
+        quiet_node("a", {"a": f"127.0.0.1:{ports[0]}"}, on_elected=bad)
+
+
+def test_callbacks_that_take_one_argument_in_any_form_are_accepted():
+    ports = free_ports(1)
+    for ok in (print, lambda e, extra=1: None, lambda *a: None, type("C", (), {"__call__": lambda self, e: None})()):
+        quiet_node("a", {"a": f"127.0.0.1:{ports[0]}"}, on_elected=ok)
+
+
+def test_a_blocking_callback_delays_only_later_callbacks(cluster_factory):
+    release = threading.Event()
+    blocked = threading.Event()
+
+    def slow(e):
+        blocked.set()
+        release.wait(20.0)
+
+    c = cluster_factory(3, on_elected=slow)
+    try:
+        leader = c.wait_for_leader(ELECT)
+        assert blocked.wait(ELECT)
+        node = c.nodes[leader]
+        lead = node.wait_until_leading(timeout=ELECT)  # not behind the callback
+        assert lead.held and node.is_leader
+        time.sleep(0.6)  # several lease periods: heartbeats go on, the lease is renewed
+        assert lead.held and node.is_leader
+        t0 = time.monotonic()
+        c.kill(leader)  # a kill does not wait for the blocked callback
+        assert time.monotonic() - t0 < 3.0
+        assert not lead.held
+        new = c.wait_for_leader(ELECT)
+        assert new != leader
+    finally:
+        release.set()
+
+
+# ----- fork ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="this platform has no fork()")
+def test_a_forked_child_cannot_use_the_parents_node_but_can_make_its_own(cluster_factory):
+    c = cluster_factory(1)
+    leader = c.wait_for_leader(ELECT)
+    node = c.nodes[leader]
+    node.wait_until_leading(timeout=ELECT)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            msgs = []
+            for read in (lambda: node.is_leader, lambda: node.fencing_token, lambda: node.status(), lambda: node.role):
+                try:
+                    read()
+                    msgs.append("no error")
+                except QuorateError as e:
+                    msgs.append("fork" if "fork" in str(e) else str(e))
+            port = free_ports(1)[0]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                own = quorate.Node("solo", {"solo": f"127.0.0.1:{port}"})
+            with own:
+                lead = own.wait_until_leading(timeout=10.0)
+                msgs.append(f"own leads {lead.fencing_token}")
+            os.write(w, "|".join(msgs).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    deadline = time.monotonic() + 60.0
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child did not finish within 60 s")
+        time.sleep(0.05)
+    out = os.read(r, 4096).decode()
+    os.close(r)
+    assert os.WEXITSTATUS(status) == 0, out
+    parts = out.split("|")
+    assert parts[:4] == ["fork"] * 4, out
+    assert parts[4].startswith("own leads "), out
+    assert node.is_leader, "the parent's node is untouched"
+
+
+# ----- storage -------------------------------------------------------------------------------------
+
+
+def test_start_proves_the_data_dir_writable_and_names_the_path(tmp_path):
+    d = tmp_path / "n"
+    d.mkdir()
+    (d / "quorate-state.tmp").mkdir()  # the write is refused even for root
+    port = free_ports(1)[0]
+    node = quiet_node("a", {"a": f"127.0.0.1:{port}"}, data_dir=d)
+    with pytest.raises(OSError, match="quorate-state.tmp"):
+        node.start()
+    assert node.role == "stopped" and node.status().health == "stopped"
+
+
+def test_a_data_dir_that_is_a_file_is_a_config_error(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ConfigError, match="data_dir"):
+        quiet_node("a", {"a": "127.0.0.1:1"}, data_dir=f)
+
+
+def test_two_nodes_or_processes_on_one_data_dir_are_refused_with_the_holder_named(tmp_path):
+    ports = free_ports(2)
+    a = quiet_node("a", {"a": f"127.0.0.1:{ports[0]}"}, data_dir=tmp_path)
+    b = quiet_node("a", {"a": f"127.0.0.1:{ports[1]}"}, data_dir=tmp_path, bind=f"127.0.0.1:{ports[1]}")
+    with a:
+        with pytest.raises(QuorateError, match=str(os.getpid())):
+            b.start()
+        code = (
+            "import quorate, warnings, sys\n"
+            "warnings.simplefilter('ignore')\n"
+            f"n = quorate.Node('a', {{'a': '127.0.0.1:{ports[1]}'}}, data_dir={str(tmp_path)!r})\n"
+            "try:\n    n.start()\nexcept quorate.QuorateError as e:\n    print(e); sys.exit(3)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 3 and f"process {os.getpid()}" in out.stdout, out
+    b.start()  # released with the first node's stop
+    b.stop()
+
+
+def test_a_node_that_cannot_persist_degrades_stops_voting_and_recovers_by_itself(cluster_factory, caplog):
+    c = cluster_factory(3)
+    leader = c.wait_for_leader(ELECT)
+    follower = next(i for i in c.nodes if i != leader)
+    f = c.nodes[follower]
+    blocker = os.path.join(c.data_dirs[follower], "quorate-state.tmp")
+    os.mkdir(blocker)  # every write of the follower's state now fails
+    term = f.term
+    c.nodes[leader].resign()  # a new term: the follower must persist it, and cannot
+    wait_until(lambda: f.status().health == "degraded", ELECT, "the follower degraded")
+    st = f.status()
+    assert "quorate-state.tmp" in (st.last_error or "")
+    assert not f.is_leader
+    healthy = [c.nodes[i] for i in c.nodes if i != follower]
+    # The two healthy nodes elect without it; the degraded one neither votes nor follows.
+    wait_until(lambda: len({n.leader for n in healthy} - {None}) == 1 and any(n.is_leader for n in healthy),
+               ELECT, "the healthy majority elects")
+    assert f.leader is None and f.status().messages_dropped > 0
+    time.sleep(2.5)  # several retries: logged once, not once per attempt
+    errors = [r for r in caplog.records if "persist" in r.getMessage() and r.name.startswith("quorate")]
+    assert 1 <= len(errors) <= 2, [r.getMessage() for r in errors]
+    os.rmdir(blocker)
+    wait_until(lambda: f.status().health == "ok", ELECT, "the follower recovered")
+    wait_until(lambda: f.term > term and f.leader == c.leader(), ELECT, "the follower follows again")
+
+
+# ----- asyncio -------------------------------------------------------------------------------------
+
+
+def test_async_leading_cancels_the_body_at_once_and_raises_leadership_lost(cluster_factory):
+    c = cluster_factory(3)
+    leader = c.wait_for_leader(ELECT)
+    node = c.nodes[leader]
+
+    async def main():
+        ticks = []
+        lost_at = None
+        with pytest.raises(LeadershipLost) as lost:
+            async with node.leading(timeout=ELECT) as lead:
+                asyncio.get_running_loop().call_later(0.3, node.faults.isolate)
+                while True:
+                    ticks.append(lead.held)
+                    await asyncio.sleep(0.005)
+        lost_at = time.monotonic()
+        return ticks, lost.value, lost_at, lead
+
+    t0 = time.monotonic()
+    ticks, err, lost_at, lead = asyncio.run(asyncio.wait_for(main(), 60))
+    assert all(ticks) and len(ticks) > 10, "the body ran only while the leadership was held"
+    assert err.term == lead.term and not lead.held
+    # The lease is 0.1425 s; the body is cancelled within a small margin of losing it.
+    assert lost_at - t0 < 0.3 + 3.0
+
+
+def test_run_while_leading_runs_the_job_per_leadership_and_cancels_it_on_loss(cluster_factory):
+    c = cluster_factory(3)
+    c.wait_for_leader(ELECT)
+    runs = []  # (node, term, held at start, how it ended)
+
+    def job_for(node_id):
+        async def job(lead):
+            runs.append([node_id, lead.term, lead.held, "running"])
+            try:
+                while True:
+                    assert lead.held or not c.nodes[node_id].is_leader
+                    await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                runs[-1][3] = "cancelled"
+                raise
+        return job
+
+    async def main():
+        tasks = [asyncio.ensure_future(n.run_while_leading(job_for(i))) for i, n in c.nodes.items()]
+        for _ in range(3):
+            await asyncio.sleep(0.3)
+            leader = c.leader()
+            if leader:
+                c.nodes[leader].resign()
+            await asyncio.sleep(0.5)
+        for n in c.nodes.values():
+            await asyncio.get_running_loop().run_in_executor(None, lambda n=n: n.stop(graceful=False))
+        await asyncio.wait_for(asyncio.gather(*tasks), 20)  # they end when their nodes stop
+
+    asyncio.run(asyncio.wait_for(main(), 90))
+    assert len(runs) >= 3, runs
+    assert all(r[2] for r in runs), "every job started under a held leadership"
+    assert all(r[3] == "cancelled" for r in runs), runs
+    terms = [r[1] for r in runs]
+    assert terms == sorted(terms) and len(set(terms)) == len(terms), runs
+
+
+def test_wait_until_leading_raises_when_the_node_is_or_becomes_stopped(cluster_factory):
+    ports = free_ports(1)
+    node = quiet_node("a", {"a": f"127.0.0.1:{ports[0]}"})
+    with pytest.raises(NodeStoppedError):
+        node.wait_until_leading(timeout=1.0)
+    c = cluster_factory(3)
+    c.wait_for_leader(ELECT)
+    follower = next(i for i in c.nodes if c.nodes[i].leader != i)
+    errors = []
+
+    def wait():
+        try:
+            c.nodes[follower].wait_until_leading(timeout=ELECT)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.2)
+    c.kill(follower)
+    t.join(ELECT)
+    assert len(errors) == 1 and isinstance(errors[0], NodeStoppedError), errors
+
+    async def await_stopped():
+        with pytest.raises(NodeStoppedError):
+            await c.nodes[follower].wait_until_leading_async(timeout=ELECT)
+
+    asyncio.run(await_stopped())
+
+
+# ----- bad input -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, "1", True])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda n, v: n.wait_for_leader(timeout=v),
+        lambda n, v: n.wait_until_leading(timeout=v),
+        lambda n, v: n.leading(timeout=v),
+        lambda n, v: n.stop(timeout=v),
+        lambda n, v: n.subscribe().get(timeout=v),
+        lambda n, v: asyncio.run(n.wait_for_leader_async(timeout=v)),
+        lambda n, v: asyncio.run(n.wait_until_leading_async(timeout=v)),
+    ],
+    ids=["wait_for_leader", "wait_until_leading", "leading", "stop", "Subscription.get", "wait_for_leader_async", "wait_until_leading_async"],
+)
+def test_every_timeout_refuses_nan_infinite_negative_and_non_numbers(call, value):
+    ports = free_ports(1)
+    node = quiet_node("a", {"a": f"127.0.0.1:{ports[0]}"})
+    with node:
+        with pytest.raises(ConfigError, match="timeout"):
+            call(node, value)
+
+
+def test_transfer_leadership_refuses_unknown_self_and_unconnected_targets(cluster_factory):
+    c = cluster_factory(3)
+    leader = c.wait_for_leader(ELECT)
+    node = c.nodes[leader]
+    others = [i for i in c.nodes if i != leader]
+    with pytest.raises(ConfigError, match="'nobody'"):
+        node.transfer_leadership("nobody")
+    with pytest.raises(ConfigError, match="itself"):
+        node.transfer_leadership(leader)
+    c.kill(others[0])
+    wait_until(lambda: not node.status().peers[others[0]].connected, ELECT, "the peer disconnected")
+    with pytest.raises(ConfigError, match="not connected"):
+        node.transfer_leadership(others[0])
+    with pytest.raises(ConfigError, match="timeout"):
+        node.transfer_leadership(others[1], timeout=float("nan"))
+
+
+def test_subscription_get_after_close_is_a_clear_error(cluster_factory):
+    c = cluster_factory(1)
+    sub = c.nodes["n1"].subscribe()
+    sub.close()
+    with pytest.raises(quorate.SubscriptionClosed, match="closed"):
+        sub.get(timeout=1.0)
+    assert list(sub) == []

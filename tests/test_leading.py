@@ -533,3 +533,31 @@ def test_subscription_get_after_close_is_a_clear_error(cluster_factory):
     with pytest.raises(quorate.SubscriptionClosed, match="closed"):
         sub.get(timeout=1.0)
     assert list(sub) == []
+
+
+def test_a_leader_that_cannot_persist_a_higher_term_steps_down_with_reason_storage(cluster_factory):
+    # Without pre-vote, an isolated follower raises its term; once it can talk again, its stale
+    # answer to the leader's heartbeat carries that term, and the leader must persist it to step down.
+    demoted = []
+    c = cluster_factory(3, pre_vote=False, on_demoted=demoted.append)
+    leader = c.wait_for_leader(ELECT)
+    lead = c.nodes[leader].wait_until_leading(timeout=ELECT)
+    follower = next(i for i in c.nodes if i != leader)
+    c.nodes[follower].faults.isolate()
+    wait_until(lambda: c.nodes[follower].term > lead.term, ELECT, "the isolated follower's term rises")
+    blocker = os.path.join(c.data_dirs[leader], "quorate-state.tmp")
+    os.mkdir(blocker)
+    try:
+        assert lead.held
+        c.nodes[follower].faults.heal()
+        assert lead.wait_lost(timeout=ELECT)
+        wait_until(lambda: [e for e in demoted if e.node_id == leader], ELECT, "the leader's on_demoted")
+        mine = [e for e in demoted if e.node_id == leader]
+        assert [e.reason for e in mine] == ["storage"], mine
+        assert lead.reason == "storage"
+        assert c.nodes[leader].status().health == "degraded"
+    finally:
+        os.rmdir(blocker)
+    wait_until(lambda: c.nodes[leader].status().health == "ok", ELECT, "the old leader recovered")
+    c.wait_for_leader(ELECT)
+    assert_alternate(c.history)

@@ -509,6 +509,15 @@ def test_every_timeout_refuses_nan_infinite_negative_and_non_numbers(call, value
             call(node, value)
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, "1"])
+def test_local_cluster_wait_for_leader_refuses_a_bad_timeout(value):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = quorate.LocalCluster(1)
+    with pytest.raises(ConfigError, match="timeout"):
+        c.wait_for_leader(timeout=value)
+
+
 def test_transfer_leadership_refuses_unknown_self_and_unconnected_targets(cluster_factory):
     c = cluster_factory(3)
     leader = c.wait_for_leader(ELECT)

@@ -387,6 +387,17 @@ CONFIG_CASES = [
     (dict(node_id="a", members={"a": "127.0.0.1:1"}, max_clock_drift=0.5), "max_clock_drift"),
     (dict(node_id="a", members={"a": "127.0.0.1:1"}, bind="nowhere"), "bind"),
     (dict(node_id="a", members={"a": "127.0.0.1:1"}, on_elected=42), "on_elected"),
+    (dict(node_id="a", members={"a": "127.0.0.1:1"}, election_timeout="150ms"), "election_timeout"),
+    (dict(node_id="a", members={"a": "127.0.0.1:1"}, election_timeout=(float("nan"), 0.3)), "election_timeout"),
+    (dict(node_id="a", members={"a": "127.0.0.1:1"}, election_timeout=(0.15, float("inf"))), "election_timeout"),
+    (dict(node_id="a", members={"a": "127.0.0.1:1"}, election_timeout=(-0.15, 0.3)), "election_timeout"),
+    (dict(node_id="a", members={"a": "127.0.0.1:1"}, heartbeat_interval=float("nan")), "heartbeat_interval"),
+    (dict(node_id="a", members={"a": "127.0.0.1:1"}, heartbeat_interval="50ms"), "heartbeat_interval"),
+    (dict(node_id="a", members={"a": "127.0.0.1:1"}, max_clock_drift=float("nan")), "max_clock_drift"),
+    (dict(node_id="a", members={"a": "127.0.0.1:1"}, seed=-1), "seed"),
+    (dict(node_id="a", members={"a": "127.0.0.1:1"}, seed=2**64), "seed"),
+    (dict(node_id="a", members={"a": "127.0.0.1:1"}, seed="7"), "seed"),
+    (dict(node_id="a", members={"a": "127.0.0.1:1"}, priority=True), "priority"),
 ]
 
 

@@ -11,6 +11,7 @@ import warnings
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ._core import Event
+from ._validate import check_timeout
 from .errors import ConfigError, SubscriptionClosed
 from .node import Node, Status, Subscription
 
@@ -136,6 +137,9 @@ class LocalCluster:
         return leader
 
     def wait_for_leader(self, timeout: Optional[float] = None) -> str:
+        """The leader every running node of the majority side agrees on and that holds its lease;
+        TimeoutError after `timeout` seconds (None: no limit)."""
+        timeout = check_timeout("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             leader = self.leader()

@@ -1,13 +1,24 @@
 //! The one fault model: what one node does to its own traffic and timers. The simulator applies it
 //! at every simulated node; the networked node applies it between its engine and its transport.
 //! Faults on one node never need its peers' cooperation: a cut is enforced on both send and receive.
+//!
+//! Two layers of cuts: the node's own (`isolate`, `partition`: what `node.faults` sets), and the
+//! group partition imposed from outside (`set_group_partition`: what `LocalCluster.partition` and
+//! `Simulation.partition` set), so that undoing the one never erases the other. One word per
+//! meaning: `heal` undoes the group partition, `clear_links` clears every link fault (both layers,
+//! drop, duplicate, delay), `clear` clears every fault. `NodeClock` is the one clock type for
+//! "this node's time runs at rate r".
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rand::RngExt;
 
 use crate::engine::{ConfigError, NodeId};
+
+/// The clock rates a node may be given: a hundred times slower to a hundred times faster. Beyond,
+/// deadlines leave the range real clocks and timers can hold.
+pub const CLOCK_RATES: (f64, f64) = (0.01, 100.0);
 
 /// Most copies one send can turn into: a duplicate fault sends a message twice, never more.
 pub const MAX_COPIES: usize = 2;
@@ -52,6 +63,7 @@ pub struct Fate {
 pub struct Faults {
     isolated: bool,
     cut: BTreeSet<NodeId>,
+    group_partition: BTreeSet<NodeId>,
     drop: Option<Rate>,
     duplicate: Option<Rate>,
     delay: Option<Delay>,
@@ -64,6 +76,7 @@ impl Default for Faults {
         Faults {
             isolated: false,
             cut: BTreeSet::new(),
+            group_partition: BTreeSet::new(),
             drop: None,
             duplicate: None,
             delay: None,
@@ -73,7 +86,8 @@ impl Default for Faults {
     }
 }
 
-fn check_rate(what: &str, rate: f64) -> Result<f64, ConfigError> {
+/// A probability in [0, 1], or a ConfigError naming `what`.
+pub fn check_rate(what: &str, rate: f64) -> Result<f64, ConfigError> {
     if !(0.0..=1.0).contains(&rate) {
         return Err(ConfigError::new(format!("{what}: rate must be in [0, 1], got {rate}")));
     }
@@ -91,9 +105,10 @@ impl Faults {
         self.cut.extend(peers);
     }
 
-    /// Replace the set of cut peers.
-    pub fn set_cut(&mut self, peers: BTreeSet<NodeId>) {
-        self.cut = peers;
+    /// The peers a group partition puts on the other side (replaces the previous group partition;
+    /// the node's own cuts stay).
+    pub fn set_group_partition(&mut self, peers: BTreeSet<NodeId>) {
+        self.group_partition = peers;
     }
 
     pub fn drop(&mut self, rate: f64, peers: Peers) -> Result<(), ConfigError> {
@@ -121,23 +136,29 @@ impl Faults {
     }
 
     pub fn set_clock_rate(&mut self, factor: f64) -> Result<(), ConfigError> {
-        if !factor.is_finite() || factor <= 0.0 {
+        if !(CLOCK_RATES.0..=CLOCK_RATES.1).contains(&factor) {
             return Err(ConfigError::new(format!(
-                "clock_rate: factor must be a positive finite number, got {factor}"
+                "clock_rate: factor must be in [{}, {}], got {factor}",
+                CLOCK_RATES.0, CLOCK_RATES.1
             )));
         }
         self.clock_rate = factor;
         Ok(())
     }
 
-    /// Clears every fault (a crash is not a fault of this model: the driver owns it).
+    /// Undoes the group partition; the node's own faults stay.
     pub fn heal(&mut self) {
-        *self = Faults::default();
+        self.group_partition.clear();
     }
 
-    /// Clears the link faults (cuts, drop, duplicate, delay); pause and clock rate stay.
-    pub fn heal_links(&mut self) {
+    /// Clears every link fault: both layers of cuts, drop, duplicate, delay. Pause and clock rate stay.
+    pub fn clear_links(&mut self) {
         *self = Faults { paused: self.paused, clock_rate: self.clock_rate, ..Faults::default() };
+    }
+
+    /// Clears every fault (a crash is not a fault of this model: the driver owns it).
+    pub fn clear(&mut self) {
+        *self = Faults::default();
     }
 
     pub fn is_paused(&self) -> bool {
@@ -150,7 +171,7 @@ impl Faults {
 
     /// Whether traffic with `peer` passes at all, in either direction.
     pub fn allows(&self, peer: &str) -> bool {
-        !self.isolated && !self.cut.contains(peer)
+        !self.isolated && !self.cut.contains(peer) && !self.group_partition.contains(peer)
     }
 
     /// The fate of one message to `peer`: dropped (no delays), sent once, or sent twice; each copy
@@ -184,6 +205,9 @@ impl Faults {
         if !self.cut.is_empty() {
             out.push(("partitioned", format!("{:?}", self.cut)));
         }
+        if !self.group_partition.is_empty() {
+            out.push(("group_partition", format!("{:?}", self.group_partition)));
+        }
         if let Some(d) = &self.drop {
             out.push(("drop", d.rate.to_string()));
         }
@@ -203,6 +227,72 @@ impl Faults {
     }
 }
 
+/// The cuts a group partition makes at each member: `groups` cannot reach one another, and the
+/// members named in no group form one more group together. One function for every partition
+/// (the simulator's and LocalCluster's), so a bad grouping reads the same everywhere.
+pub fn group_partition(members: &[NodeId], groups: &[Vec<NodeId>]) -> Result<BTreeMap<NodeId, BTreeSet<NodeId>>, ConfigError> {
+    let rest = groups.len();
+    let mut group_of: BTreeMap<&NodeId, usize> = members.iter().map(|m| (m, rest)).collect();
+    for (g, group) in groups.iter().enumerate() {
+        for id in group {
+            let Some(slot) = group_of.get_mut(id) else {
+                return Err(ConfigError::new(format!("partition: {id:?} is not a member")));
+            };
+            if *slot != rest {
+                return Err(ConfigError::new(format!("partition: {id:?} is named in two groups")));
+            }
+            *slot = g;
+        }
+    }
+    Ok(members
+        .iter()
+        .map(|m| {
+            let cut = members.iter().filter(|o| group_of[*o] != group_of[m]).cloned().collect();
+            (m.clone(), cut)
+        })
+        .collect())
+}
+
+/// A node's clock: `local = base_local + (real - base_real) * rate`, with real time in nanoseconds
+/// since the driver's epoch (virtual time in the simulator). A rate change keeps it continuous.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeClock {
+    base_real: u64,
+    base_local: f64,
+    rate: f64,
+}
+
+impl Default for NodeClock {
+    fn default() -> Self {
+        NodeClock { base_real: 0, base_local: 0.0, rate: 1.0 }
+    }
+}
+
+impl NodeClock {
+    /// The local time at real instant `real`.
+    pub fn local(&self, real: u64) -> Duration {
+        let elapsed = real.saturating_sub(self.base_real) as f64;
+        Duration::from_nanos((self.base_local + elapsed * self.rate) as u64)
+    }
+
+    /// The first real instant at which the local clock reads at least `local`.
+    pub fn real_at(&self, local: Duration) -> u64 {
+        let ahead = (local.as_nanos() as f64 - self.base_local).max(0.0);
+        self.base_real + (ahead / self.rate).ceil() as u64 + 1
+    }
+
+    /// From real instant `real` on, time runs `rate` times as fast.
+    pub fn set_rate(&mut self, real: u64, rate: f64) {
+        self.base_local = self.local(real).as_nanos() as f64;
+        self.base_real = real;
+        self.rate = rate;
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,13 +300,52 @@ mod tests {
     use rand_pcg::Pcg64Mcg;
 
     #[test]
-    fn a_cut_blocks_both_directions_and_heal_clears_it() {
+    fn a_group_partition_and_the_nodes_own_cuts_are_separate_layers() {
+        let mut f = Faults::default();
+        f.partition(["b".to_string()]);
+        f.set_group_partition(["c".to_string()].into_iter().collect());
+        assert!(!f.allows("b") && !f.allows("c"));
+        f.heal();
+        assert!(!f.allows("b"), "healing the group partition keeps the node's own cut");
+        assert!(f.allows("c"));
+        f.drop(0.5, Peers::All).unwrap();
+        f.pause();
+        f.clear_links();
+        assert!(f.allows("b") && f.is_paused() && f.active() == vec![("paused", "true".to_string())]);
+        f.clear();
+        assert!(f.active().is_empty());
+    }
+
+    #[test]
+    fn group_partition_cuts_across_groups_and_refuses_bad_groupings() {
+        let m: Vec<NodeId> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let cuts = group_partition(&m, &[vec!["a".into()], vec!["b".into()]]).unwrap();
+        assert_eq!(cuts["a"], ["b", "c", "d"].iter().map(|s| s.to_string()).collect());
+        assert_eq!(cuts["c"], ["a", "b"].iter().map(|s| s.to_string()).collect(), "unnamed members form one group");
+        let twice = group_partition(&m, &[vec!["a".into()], vec!["a".into()]]).unwrap_err();
+        assert!(twice.0.contains("two groups"));
+        assert!(group_partition(&m, &[vec!["z".into()]]).unwrap_err().0.contains("not a member"));
+    }
+
+    #[test]
+    fn the_node_clock_is_continuous_across_rate_changes() {
+        let mut c = NodeClock::default();
+        assert_eq!(c.local(1_000), Duration::from_nanos(1_000));
+        c.set_rate(1_000, 2.0);
+        assert_eq!(c.local(1_000), Duration::from_nanos(1_000));
+        assert_eq!(c.local(2_000), Duration::from_nanos(3_000));
+        let at = c.real_at(Duration::from_nanos(3_000));
+        assert!(c.local(at) >= Duration::from_nanos(3_000) && at <= 2_001);
+    }
+
+    #[test]
+    fn a_cut_blocks_both_directions_and_clear_links_clears_it() {
         let mut f = Faults::default();
         f.partition(["b".to_string()]);
         assert!(!f.allows("b") && f.allows("c"));
         f.isolate();
         assert!(!f.allows("c"));
-        f.heal();
+        f.clear_links();
         assert!(f.allows("b") && f.allows("c"));
     }
 
@@ -250,5 +379,9 @@ mod tests {
         assert!(f.duplicate(-0.1, Peers::All).is_err());
         assert!(f.set_clock_rate(0.0).unwrap_err().0.starts_with("clock_rate:"));
         assert!(f.set_clock_rate(f64::INFINITY).is_err());
+        for absurd in [1e-300, f64::NAN, 1e300, -1.0] {
+            assert!(f.set_clock_rate(absurd).unwrap_err().0.contains("[0.01, 100]"), "{absurd}");
+        }
+        assert!(f.set_clock_rate(0.01).is_ok() && f.set_clock_rate(100.0).is_ok());
     }
 }

@@ -7,6 +7,7 @@
 pub mod engine;
 pub mod faults;
 pub mod runtime;
+pub mod seed;
 pub mod sim;
 
 #[cfg(feature = "python")]

@@ -96,3 +96,36 @@ fn a_node_with_the_wrong_secret_or_cluster_never_joins_nor_changes_terms() {
         }
     }
 }
+
+/// Without a secret, anyone can send frames. One forged heartbeat with term 2^64-1 must not be
+/// adopted (term + 1 would wrap and no node could ever win again): it is refused and counted.
+#[test]
+fn a_forged_frame_with_an_absurd_term_is_refused_and_counted() {
+    use futures_util::{SinkExt, StreamExt};
+    use quorate::engine::Message;
+    use quorate::runtime::wire::{self, Auth, Frame, Group};
+
+    let cfgs = configs(&["a", "b", "c"], None, "forge-test");
+    let target = cfgs[0].clone();
+    let node = { let s = quorate::runtime::new_shared(&target); RunningNode::start(target.clone(), s).unwrap() };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(&target.bind).await.unwrap();
+        let mut framed = tokio_util::codec::Framed::new(stream, wire::codec());
+        let auth = Auth::new(None);
+        let nonce = wire::fresh_nonce();
+        let group = Group { cluster: "forge-test".into(), algorithm: "raft".into() };
+        framed.send(wire::encode(&auth.hello(&group, "b", "a", nonce))).await.unwrap();
+        let welcome = wire::decode(&framed.next().await.unwrap().unwrap()).unwrap();
+        let theirs = auth.check_welcome(welcome, "b", "a", nonce).unwrap();
+        let mut session = auth.session("b", "a", nonce, theirs);
+        let forged: Frame = session.seal(Message::Heartbeat { term: u64::MAX, seq: 1 });
+        framed.send(wire::encode(&forged)).await.unwrap();
+    });
+    let refused = wait_for("the forged frame counted", || {
+        let by_reason = node.shared.counters.rejected_by_reason();
+        by_reason.get("implausible_term").map(|n| n.to_string())
+    });
+    assert_eq!(refused, "1");
+    assert!(node.shared.read().term < 1000, "the absurd term was not adopted");
+}

@@ -114,7 +114,7 @@ def test_an_isolated_leader_steps_down_within_twice_the_minimum_timeout_while_th
         others = {i: n for i, n in c.nodes.items() if i != old}
         new = wait_until(lambda: next((i for i, n in others.items() if n.is_leader), None), ELECT, "a new leader")
         assert new != old
-        c.heal()
+        c.nodes[old].faults.heal()  # isolate() is the node's own fault: LocalCluster.heal() leaves it
         wait_until(lambda: c.leader() == new, ELECT, "everyone to follow the new leader after healing")
 
 
@@ -332,7 +332,7 @@ def test_status_and_metrics_text(cluster_factory):
     assert d["node_id"] == leader and set(d["peers"]) == set(c.nodes) - {leader}
     assert st.messages_sent > 0 and st.messages_received > 0 and st.elections_won >= 1
     text = c.nodes[leader].metrics_text()
-    assert f'quorate_is_leader{{node="{leader}"}} 1' in text
+    assert f'quorate_is_leader{{node="{leader}"}} 1.0' in text
     assert "# TYPE quorate_messages_sent_total counter" in text
     follower = next(i for i in c.nodes if i != leader)
     wait_until(lambda: c.nodes[follower].status().last_heartbeat_age is not None, ELECT, "a heartbeat")
@@ -376,7 +376,7 @@ def test_a_forked_child_gets_a_clear_error(cluster_factory):
 CONFIG_CASES = [
     (dict(node_id="z", members={"a": "127.0.0.1:1"}), "node_id"),
     (dict(node_id="a", members={}), "members"),
-    (dict(node_id="a", members={"a": "127.0.0.1:1", "b": "127.0.0.1:1", "c": "127.0.0.1:2"}), "share the address"),
+    (dict(node_id="a", members={"a": "127.0.0.1:1", "b": "127.0.0.1:1", "c": "127.0.0.1:2"}), "same address"),
     (dict(node_id="a", members={"a": "not-an-address"}), "host:port"),
     (dict(node_id="a", members={"a": "127.0.0.1:99999"}), "host:port"),
     (dict(node_id="a", members={"a": "127.0.0.1:1"}, election_timeout=(0.3, 0.1)), "election_timeout"),
@@ -440,3 +440,65 @@ def test_rust_logs_reach_the_python_quorate_logger(caplog):
     per_node = collections.Counter(r.getMessage().split(":")[0] for r in refused)
     assert per_node and all(n == 1 for n in per_node.values()), per_node
     assert 'reason="bad_mac"' in a.metrics_text()
+
+
+def test_a_node_of_another_cluster_is_refused_and_each_side_logs_both_names(caplog):
+    caplog.set_level(logging.WARNING, logger="quorate")
+    ports = free_ports(2)
+    members = {"x0": f"127.0.0.1:{ports[0]}", "x1": f"127.0.0.1:{ports[1]}"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        blue = quorate.Node("x0", members, cluster="blue")
+        green = quorate.Node("x1", members, cluster="green")
+
+    def logged_by(node_id):
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{node_id}: refused")]
+
+    with blue, green:
+        # The acceptor refuses; the dialer hears why from it. Both lines name both clusters.
+        wait_until(lambda: len(logged_by("x0")) >= 2 and len(logged_by("x1")) >= 2, ELECT, "refusals on both sides")
+        for node_id in ("x0", "x1"):
+            assert all('"blue"' in m and '"green"' in m for m in logged_by(node_id)), logged_by(node_id)
+        reasons = blue.status().rejected_by_reason
+        assert reasons.get("cluster", 0) >= 1 and reasons.get("refused_by_peer", 0) >= 1, reasons
+        assert blue.leader is None and green.leader is None
+
+
+def test_a_cluster_partition_keeps_the_faults_set_on_a_node_and_heal_undoes_only_the_partition(cluster_factory):
+    c = cluster_factory(3)
+    c.wait_for_leader(ELECT)
+    n1 = c.nodes["n1"]
+    n1.faults.drop(0.1)
+    n1.faults.partition("n3")
+    c.partition(["n1"], ["n2", "n3"])
+    active = n1.faults.active()
+    assert active["drop"] == "0.1" and "n3" in active["partitioned"] and "n2" in active["group_partition"], active
+    c.partition(["n1", "n2"])  # a new partition replaces the old one; n3 is the other side
+    assert "n2" not in n1.faults.active()["group_partition"]
+    c.heal()
+    active = n1.faults.active()
+    assert active == {"drop": "0.1", "partitioned": active["partitioned"]} and "n3" in active["partitioned"], active
+    n1.faults.heal()
+    assert n1.faults.active() == {}
+    with pytest.raises(ConfigError, match="two groups"):
+        c.partition(["n1"], ["n1", "n2"])
+    with pytest.raises(ConfigError, match="not a member"):
+        c.partition(["zz"])
+    with pytest.raises(ConfigError, match="list of node ids"):
+        c.partition("n1")
+
+
+def test_every_timing_default_is_the_one_the_engine_defines():
+    import inspect
+
+    from quorate._core import DEFAULT_TIMING
+
+    assert DEFAULT_TIMING == {
+        "election_timeout": (0.15, 0.3), "heartbeat_interval": 0.05, "pre_vote": True,
+        "check_quorum": True, "max_clock_drift": 0.05,
+    }
+    for api in (quorate.Node.__init__, quorate.Core, quorate.Simulation):
+        params = inspect.signature(api).parameters
+        for name, value in DEFAULT_TIMING.items():
+            if name in params:
+                assert params[name].default == value, (api, name)

@@ -100,7 +100,7 @@ def test_metrics_endpoint_serves_prometheus_text(procs):
     wait_until(lambda: agreed_leader(group, list(group)), ELECT, "the single node to lead")
     with urllib.request.urlopen(f"http://127.0.0.1:{only.status_port}/metrics", timeout=5) as r:
         text = r.read().decode()
-    assert f'quorate_is_leader{{node="{only.node_id}"}} 1' in text
+    assert f'quorate_is_leader{{node="{only.node_id}"}} 1.0' in text
 
 
 def _run_script(code: str, timeout: float) -> subprocess.CompletedProcess:

@@ -1,37 +1,104 @@
 //! Scripted transcripts in the style of etcd-io/raft's `testdata/*.txt`: a reviewer reads each file
-//! top to bottom as a story. Every command prints what the engines did (a `demoted` event with its
-//! `reason=`); `REWRITE=1 cargo test --test transcripts` regenerates the expected output after a
-//! deliberate change.
+//! top to bottom as a story. `REWRITE=1 cargo test --test transcripts` regenerates the expected
+//! output after a deliberate change.
+//!
+//! Each command prints `t=` (the clock once it is done) and then what happened, in order, one fact
+//! a line: persists, events (a `demoted` with its `reason=`), and messages. Each message is printed
+//! once per command: where it arrives, with what the receiver persisted and announced indented
+//! below it (the messages it sent in reply are printed where they arrive in turn), or where it is
+//! dropped, with why. A message still in flight when the command ends is printed where it was sent
+//! instead, so the `deliver` or `stabilize` that later delivers it prints it again as it arrives.
 //!
 //! Commands:
 //!   cluster ids=(a,b,c) [pre_vote=false] [check_quorum=false]   a fresh group, all booted at t=0
-//!   fire a             jump the clock to a's next deadline and tick a alone (others wait)
-//!   advance secs=0.1 [quiet]   let time pass with a working network: timers fire in deadline order
-//!                      and every message is delivered at once; `quiet` prints only persists and
-//!                      events
+//!   fire a [b ...]     jump the clock to each named node's next deadline, earliest first, and tick
+//!                      that node alone: its messages stay in flight, and the other nodes wait even
+//!                      past their own deadlines (those are listed)
+//!   advance secs=0.1 [quiet]   let time pass with a working network: what is in flight arrives at
+//!                      once, then timers fire in deadline order and every message they cause is
+//!                      delivered at once; `quiet` prints only persists and events
 //!   campaign a | resign a | transfer from=a to=b
 //!   deliver [from=a] [to=b]   deliver the queued messages (that match) once; replies are queued
 //!   stabilize          deliver until nothing is in flight
 //!   cut a b | isolate a | heal     drop traffic on links (checked when delivered)
 //!   crash a | restart a           lose volatile state and queued messages / boot from hard state
 //!   status             one line per node
+//!   timers             each node's next deadline (for a follower or candidate, its election timeout)
+//! An argument that is neither a node nor one the command takes fails the transcript.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt::Write;
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::Duration;
 
 use datadriven::TestCase;
-use quorate::engine::{Config, HardState, Message, Output, Raft, Timing};
+use quorate::engine::{Config, HardState, Message, Output, Raft, Role, Timing};
 
 /// Bound on `stabilize`, so a livelock shows up as output instead of a hang.
 const MAX_DELIVERIES: usize = 10_000;
+/// Bound on the timers one `advance` fires (a 1 s advance at 50 ms heartbeats needs about 20).
+const MAX_TIMERS: usize = 10_000;
+
+struct Flight {
+    id: u64,
+    from: String,
+    to: String,
+    message: Message,
+}
+
+/// One command's output, in the order things happened. A send's line is withdrawn once the same
+/// command delivers (or drops) the message: the arrival prints it instead.
+#[derive(Default)]
+struct Log {
+    lines: Vec<(Option<u64>, String)>,
+    arrived: HashSet<u64>,
+}
+
+impl Log {
+    fn line(&mut self, text: String) {
+        self.lines.push((None, text));
+    }
+
+    fn sent(&mut self, id: u64, text: String) {
+        self.lines.push((Some(id), text));
+    }
+
+    fn arrived(&mut self, id: u64) {
+        self.arrived.insert(id);
+    }
+
+    /// The lines to print: `quiet` keeps only persists and events (unindented); an `@time` stamp
+    /// is printed only above a line that is kept.
+    fn render(&self, quiet: bool) -> String {
+        let mut out = String::new();
+        let mut stamp: Option<&str> = None;
+        for (id, line) in &self.lines {
+            if id.is_some_and(|i| self.arrived.contains(&i)) {
+                continue;
+            }
+            if line.starts_with('@') {
+                stamp = Some(line);
+                continue;
+            }
+            if quiet && !(line.contains(": persist") || line.contains(": event")) {
+                continue;
+            }
+            if let Some(s) = stamp.take() {
+                out.push_str(s);
+                out.push('\n');
+            }
+            out.push_str(if quiet { line.trim_start() } else { line });
+            out.push('\n');
+        }
+        out
+    }
+}
 
 struct Net {
     timing: Timing,
     ids: Vec<String>,
     nodes: BTreeMap<String, Option<Raft>>,
     hard: BTreeMap<String, HardState>,
-    in_flight: VecDeque<(String, String, Message)>,
+    in_flight: VecDeque<Flight>,
+    next_message_id: u64,
     cut: BTreeSet<(String, String)>,
     now: Duration,
     boots: u64,
@@ -65,58 +132,68 @@ impl Net {
             hard: ids.iter().map(|id| (id.clone(), HardState::default())).collect(),
             ids,
             in_flight: VecDeque::new(),
+            next_message_id: 0,
             cut: BTreeSet::new(),
             now: Duration::ZERO,
             boots: 0,
         };
         for id in net.ids.clone() {
-            let mut out = String::new();
-            net.boot(&id, &mut out);
+            let mut log = Log::default();
+            net.boot(&id, &mut log);
+            // `cluster` prints the status instead of the boot lines: there must be nothing else.
+            assert_eq!(log.lines.len(), 1, "a fresh node does something at boot: {:?}", log.lines);
         }
         net
     }
 
-    fn boot(&mut self, id: &str, out: &mut String) {
+    fn boot(&mut self, id: &str, log: &mut Log) {
         self.boots += 1;
         let cfg = Config::new(id, self.ids.clone(), self.timing.clone(), self.boots).expect("valid transcript config");
         let mut raft = Raft::new(cfg, self.hard[id].clone());
         let outputs = raft.tick(self.now);
         self.nodes.insert(id.to_string(), Some(raft));
-        self.carry_out(id, outputs, "", out);
+        self.carry_out(id, outputs, "", log);
         let deadline = self.node(id).next_deadline().expect("clock started");
-        writeln!(out, "{id}: booted at {}, term={}, election timeout at {}", secs(self.now), self.hard[id].term, secs(deadline)).unwrap();
+        log.line(format!("{id}: booted at {}, term={}, election timeout at {}", secs(self.now), self.hard[id].term, secs(deadline)));
     }
 
     fn node(&mut self, id: &str) -> &mut Raft {
         self.nodes.get_mut(id).unwrap_or_else(|| panic!("no node {id:?}")).as_mut().unwrap_or_else(|| panic!("{id} is down"))
     }
 
-    fn carry_out(&mut self, id: &str, outputs: Vec<Output>, indent: &str, out: &mut String) {
+    fn deadline(&self, id: &str) -> Duration {
+        let node = self.nodes[id].as_ref().unwrap_or_else(|| panic!("{id} is down"));
+        node.next_deadline().expect("booted")
+    }
+
+    fn carry_out(&mut self, id: &str, outputs: Vec<Output>, indent: &str, log: &mut Log) {
         for o in outputs {
             match o {
                 Output::Persist(h) => {
                     let vote = h.voted_for.as_deref().unwrap_or("-");
-                    writeln!(out, "{indent}{id}: persist term={} voted_for={vote}", h.term).unwrap();
+                    log.line(format!("{indent}{id}: persist term={} voted_for={vote}", h.term));
                     self.hard.insert(id.to_string(), h);
                 }
                 Output::Send { to, message } => {
-                    writeln!(out, "{indent}{id} -> {to}: {}", describe(&message)).unwrap();
-                    self.in_flight.push_back((id.to_string(), to, message));
+                    self.next_message_id += 1;
+                    let flight = Flight { id: self.next_message_id, from: id.to_string(), to, message };
+                    log.sent(flight.id, format!("{indent}{id} -> {}: {}", flight.to, describe(&flight.message)));
+                    self.in_flight.push_back(flight);
                 }
                 Output::Event(e) => {
                     let leader = e.leader.as_deref().unwrap_or("-");
                     let reason = e.reason.map(|r| format!(" reason={}", r.name())).unwrap_or_default();
                     let (kind, term) = (e.kind.name(), e.term);
-                    writeln!(out, "{indent}{id}: event {kind} term={term} leader={leader}{reason}").unwrap();
+                    log.line(format!("{indent}{id}: event {kind} term={term} leader={leader}{reason}"));
                 }
             }
         }
     }
 
-    fn tick(&mut self, id: &str, out: &mut String) {
+    fn tick(&mut self, id: &str, log: &mut Log) {
         let now = self.now;
         let outputs = self.node(id).tick(now);
-        self.carry_out(id, outputs, "", out);
+        self.carry_out(id, outputs, "", log);
     }
 
     fn live(&self) -> Vec<String> {
@@ -127,38 +204,37 @@ impl Net {
         self.cut.contains(&(a.to_string(), b.to_string())) || self.cut.contains(&(b.to_string(), a.to_string()))
     }
 
-    fn deliver_one(&mut self, from: String, to: String, message: Message, out: &mut String) {
+    fn deliver_one(&mut self, flight: Flight, log: &mut Log) {
+        let Flight { id, from, to, message } = flight;
+        log.arrived(id);
         let desc = describe(&message);
         if self.blocked(&from, &to) {
-            writeln!(out, "{from} -> {to}: {desc} (dropped: link cut)").unwrap();
+            log.line(format!("{from} -> {to}: {desc} (dropped: link cut)"));
             return;
         }
         if self.nodes[&to].is_none() {
-            writeln!(out, "{from} -> {to}: {desc} (dropped: {to} is down)").unwrap();
+            log.line(format!("{from} -> {to}: {desc} (dropped: {to} is down)"));
             return;
         }
-        writeln!(out, "{from} -> {to}: {desc}").unwrap();
+        log.line(format!("{from} -> {to}: {desc}"));
         let now = self.now;
         let outputs = self.node(&to).step(now, &from, message);
-        if outputs.is_empty() {
-            writeln!(out, "  {to}: (ignored)").unwrap();
-        }
-        self.carry_out(&to, outputs, "  ", out);
+        self.carry_out(&to, outputs, "  ", log);
     }
 
     /// Delivers until nothing is in flight (or `MAX_DELIVERIES`, so a livelock shows as output).
-    fn stabilize(&mut self, out: &mut String) {
+    fn stabilize(&mut self, log: &mut Log) {
         for _ in 0..MAX_DELIVERIES {
-            let Some((f, t, m)) = self.in_flight.pop_front() else { return };
-            self.deliver_one(f, t, m, out);
+            let Some(flight) = self.in_flight.pop_front() else { return };
+            self.deliver_one(flight, log);
         }
-        writeln!(out, "(still in flight after {MAX_DELIVERIES} deliveries)").unwrap();
+        log.line(format!("(still in flight after {MAX_DELIVERIES} deliveries)"));
     }
 
-    fn status(&self, out: &mut String) {
+    fn status(&self, log: &mut Log) {
         for (id, node) in &self.nodes {
             let Some(r) = node else {
-                writeln!(out, "{id}: down, persisted term={}", self.hard[id].term).unwrap();
+                log.line(format!("{id}: down, persisted term={}", self.hard[id].term));
                 continue;
             };
             let s = r.state();
@@ -166,42 +242,80 @@ impl Net {
                 (true, Some(e)) => format!(" lease_until={}", secs(e)),
                 _ => String::new(),
             };
-            writeln!(
-                out,
+            log.line(format!(
                 "{id}: {} term={} voted_for={} leader={} is_leader={}{lease}",
                 s.role.name(),
                 s.term,
                 s.voted_for.as_deref().unwrap_or("-"),
                 s.leader.as_deref().unwrap_or("-"),
                 r.is_leader(self.now),
-            )
-            .unwrap();
+            ));
+        }
+    }
+
+    fn timers(&self, log: &mut Log) {
+        for (id, node) in &self.nodes {
+            let Some(r) = node else {
+                log.line(format!("{id}: down"));
+                continue;
+            };
+            let at = secs(self.deadline(id));
+            log.line(match r.role() {
+                Role::Leader => format!("{id}: leader, next deadline at {at}"),
+                _ => format!("{id}: election timeout at {at}"),
+            });
         }
     }
 
     fn run(&mut self, tc: &mut TestCase) -> String {
-        let mut out = String::new();
-        writeln!(out, "t={}", secs(self.now)).unwrap();
-        // Argument keys come from a HashMap: sort them, or multi-node commands would run in a random order.
+        let mut log = Log::default();
+        let mut quiet = false;
+        // Node arguments come from a HashMap: sort them, or multi-node commands would run in a random order.
         let mut names: Vec<String> = tc.args.keys().filter(|k| self.nodes.contains_key(*k)).cloned().collect();
         names.sort();
+        for id in &names {
+            tc.args.remove(id);
+        }
+        let needs_nodes = ["fire", "campaign", "resign", "crash", "restart", "isolate"];
+        assert!(
+            !needs_nodes.contains(&tc.directive.as_str()) || !names.is_empty(),
+            "{}: no node of this cluster named (arguments: {:?})",
+            tc.directive,
+            tc.args.keys().collect::<Vec<_>>()
+        );
         match tc.directive.as_str() {
             "fire" => {
-                for id in &names {
-                    let deadline = self.node(id).next_deadline().expect("started");
-                    self.now = self.now.max(deadline);
-                    out.clear();
-                    writeln!(out, "t={}", secs(self.now)).unwrap();
-                    self.tick(id, &mut out);
+                let stamped = names.len() > 1;
+                let mut pending = names.clone();
+                while !pending.is_empty() {
+                    // The earliest deadline first, so the clock never jumps past one it then fires late.
+                    let (at, i) = pending.iter().enumerate().map(|(i, id)| (self.deadline(id), i)).min().expect("not empty");
+                    let id = pending.remove(i);
+                    self.now = self.now.max(at);
+                    if stamped {
+                        log.line(format!("@{}", secs(self.now)));
+                    }
+                    self.tick(&id, &mut log);
+                }
+                let waiting: Vec<String> = self
+                    .live()
+                    .into_iter()
+                    .filter(|id| !names.contains(id))
+                    .filter(|id| self.deadline(id) <= self.now)
+                    .collect();
+                if !waiting.is_empty() {
+                    log.line(format!("waiting past their deadlines: {}", waiting.join(", ")));
                 }
             }
             "advance" => {
                 let step: f64 = tc.take_arg("secs").expect("advance secs=S");
-                let quiet = tc.take_flag("quiet").expect("quiet");
+                quiet = tc.take_flag("quiet").expect("quiet");
                 let end = self.now + Duration::from_secs_f64(step);
-                let mut log = String::new();
-                // Bounded: a 1 s advance at 50 ms heartbeats needs about 20 rounds per node.
-                for _ in 0..10_000 {
+                // A working network: what an earlier command left in flight arrives now.
+                log.line(format!("@{}", secs(self.now)));
+                self.stabilize(&mut log);
+                let mut fired = 0;
+                loop {
                     let due = self
                         .live()
                         .into_iter()
@@ -211,66 +325,56 @@ impl Net {
                         })
                         .min();
                     let Some((at, id)) = due else { break };
+                    if fired == MAX_TIMERS {
+                        log.line(format!("(timers still due after {MAX_TIMERS} fired)"));
+                        break;
+                    }
+                    fired += 1;
                     self.now = self.now.max(at);
-                    writeln!(log, "@{}", secs(self.now)).unwrap();
+                    log.line(format!("@{}", secs(self.now)));
                     self.tick(&id, &mut log);
                     self.stabilize(&mut log);
                 }
-                self.now = end;
-                out.clear();
-                writeln!(out, "t={}", secs(self.now)).unwrap();
-                let keep = |l: &&str| !quiet || l.contains(": persist") || l.contains(": event");
-                let mut stamp = "";
-                for line in log.lines() {
-                    if line.starts_with('@') {
-                        stamp = line;
-                    } else if keep(&line) {
-                        if !stamp.is_empty() {
-                            writeln!(out, "{stamp}").unwrap();
-                            stamp = "";
-                        }
-                        writeln!(out, "{}", if quiet { line.trim_start() } else { line }).unwrap();
-                    }
-                }
+                self.now = self.now.max(end);
             }
             "campaign" => names.iter().for_each(|id| {
                 let now = self.now;
                 let outputs = self.node(id).campaign(now);
                 if outputs.is_empty() {
-                    writeln!(out, "{id}: (refused)").unwrap();
+                    log.line(format!("{id}: (refused)"));
                 }
-                self.carry_out(id, outputs, "", &mut out);
+                self.carry_out(id, outputs, "", &mut log);
             }),
             "resign" => names.iter().for_each(|id| {
                 let now = self.now;
                 let outputs = self.node(id).resign(now);
-                self.carry_out(id, outputs, "", &mut out);
+                self.carry_out(id, outputs, "", &mut log);
             }),
             "transfer" => {
                 let from: String = tc.take_arg("from").expect("transfer from=A to=B");
                 let to: String = tc.take_arg("to").expect("transfer from=A to=B");
                 let now = self.now;
                 match self.node(&from).transfer_leadership(now, &to) {
-                    Ok(outputs) => self.carry_out(&from, outputs, "", &mut out),
-                    Err(e) => writeln!(out, "{from}: error: {e}").unwrap(),
+                    Ok(outputs) => self.carry_out(&from, outputs, "", &mut log),
+                    Err(e) => log.line(format!("{from}: error: {e}")),
                 }
             }
             "deliver" => {
                 let from: Option<String> = tc.try_take_arg("from").expect("from=A");
                 let to: Option<String> = tc.try_take_arg("to").expect("to=B");
-                let (batch, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight).into_iter().partition(|(f, t, _)| {
-                    from.as_ref().is_none_or(|x| x == f) && to.as_ref().is_none_or(|x| x == t)
-                });
+                let (batch, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+                    .into_iter()
+                    .partition(|f| from.as_ref().is_none_or(|x| *x == f.from) && to.as_ref().is_none_or(|x| *x == f.to));
                 self.in_flight.extend(later);
-                for (f, t, m) in batch {
-                    self.deliver_one(f, t, m, &mut out);
+                for flight in batch {
+                    self.deliver_one(flight, &mut log);
                 }
             }
-            "stabilize" => self.stabilize(&mut out),
+            "stabilize" => self.stabilize(&mut log),
             "cut" => {
                 assert_eq!(names.len(), 2, "cut takes two nodes");
                 self.cut.insert((names[0].clone(), names[1].clone()));
-                writeln!(out, "cut {} <-> {}", names[0], names[1]).unwrap();
+                log.line(format!("cut {} <-> {}", names[0], names[1]));
             }
             "isolate" => {
                 for id in &names {
@@ -279,24 +383,26 @@ impl Net {
                             self.cut.insert((id.clone(), other));
                         }
                     }
-                    writeln!(out, "isolated {id}").unwrap();
+                    log.line(format!("isolated {id}"));
                 }
             }
             "heal" => {
                 self.cut.clear();
-                writeln!(out, "healed").unwrap();
+                log.line("healed".to_string());
             }
             "crash" => names.iter().for_each(|id| {
                 self.nodes.insert(id.clone(), None);
                 let before = self.in_flight.len();
-                self.in_flight.retain(|(f, _, _)| f != id);
-                writeln!(out, "{id}: crashed ({} queued messages from it lost)", before - self.in_flight.len()).unwrap();
+                self.in_flight.retain(|f| f.from != *id);
+                log.line(format!("{id}: crashed ({} queued messages from it lost)", before - self.in_flight.len()));
             }),
-            "restart" => names.iter().for_each(|id| self.boot(id, &mut out)),
-            "status" => self.status(&mut out),
+            "restart" => names.iter().for_each(|id| self.boot(id, &mut log)),
+            "status" => self.status(&mut log),
+            "timers" => self.timers(&mut log),
             other => panic!("unknown command {other:?}"),
         }
-        out
+        tc.expect_empty().unwrap_or_else(|e| panic!("{}: {e}", tc.directive));
+        format!("t={}\n{}", secs(self.now), log.render(quiet))
     }
 }
 
@@ -314,15 +420,13 @@ fn transcripts() {
                 if let Some(c) = tc.try_take_arg::<bool>("check_quorum").expect("check_quorum=BOOL") {
                     timing.check_quorum = c;
                 }
+                tc.expect_empty().unwrap_or_else(|e| panic!("cluster: {e}"));
                 let n = Net::new(ids, timing);
-                let mut out = String::new();
-                n.status(&mut out);
-                for (id, node) in &n.nodes {
-                    let deadline = node.as_ref().and_then(Raft::next_deadline).expect("booted");
-                    writeln!(out, "{id}: election timeout at {}", secs(deadline)).unwrap();
-                }
+                let mut log = Log::default();
+                n.status(&mut log);
+                n.timers(&mut log);
                 net = Some(n);
-                return out;
+                return log.render(false);
             }
             net.as_mut().expect("a transcript starts with `cluster`").run(tc)
         })

@@ -13,118 +13,271 @@ import threading
 import time
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from . import __version__
 from ._core import Event
 from .cluster import LocalCluster
 from .errors import ConfigError, QuorateError
+from ._cli_options import NodeHelpFormatter, add_node_options, name_the_option, node_arguments
 from .node import Node
-from .secret import read_secret
 from .sim import Simulation
 
 
-# ----- demo: a live cluster on loopback -------------------------------------------------------
+# ----- demo: one script of scenes, run live or simulated ----------------------------------------
+
+#: The demo's scenes, in order; _run_scenes tells them against either kind of group.
+SCENES = (
+    "Start: the nodes elect a leader",
+    "Kill the leader (abrupt: no hand-off) and time the failover",
+    "Restart the killed node from its saved term and vote",
+    "Cut a minority off, the leader with it, then heal",
+)
 
 
-def demo(members: int = 3) -> int:
-    """A live cluster of real nodes on loopback electing, losing and re-electing a leader (~15 s)."""
-    print(f"quorate {__version__}: {members} nodes on 127.0.0.1, Raft election over TCP")
-    t0 = time.monotonic()
+class _DemoFailed(Exception):
+    pass
+
+
+class _Printer:
+    """One line per event or remark, stamped with the group's clock; safe from callback threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.muted = False
+
+    def line(self, at: float, text: str) -> None:
+        with self._lock:
+            if not self.muted:
+                print(f"  [{at:7.3f}s] {text}", flush=True)
+
+    def heading(self, number: int) -> None:
+        with self._lock:
+            print(f"\n{number}. {SCENES[number - 1]}", flush=True)
+
+
+def _describe(event: Event) -> Optional[str]:
+    if event.kind == "elected":
+        return f"{event.node_id} elected leader of term {event.term} (fencing token {event.fencing_token})"
+    if event.kind == "demoted":
+        return f"{event.node_id} stepped down from term {event.term} (reason: {event.reason})"
+    return None
+
+
+class _LiveGroup:
+    """The demo's view of a LocalCluster: real nodes on loopback, in real time."""
+
+    clock = "real time"
+
+    def __init__(self, members: int, printer: _Printer) -> None:
+        self.origin = time.monotonic()  # Event.at is on the time.monotonic() clock
+        self._printer = printer
+        self.cluster = LocalCluster(members, on_elected=self._show, on_demoted=self._show)
+        self.members: List[str] = list(self.cluster.nodes)
+        self.title = f"{members} nodes on 127.0.0.1, Raft election over TCP"
+
+    def _show(self, event: Event) -> None:
+        text = _describe(event)
+        if text is not None:
+            self._printer.line(event.at - self.origin, text)
+
+    def __enter__(self) -> "_LiveGroup":
+        self.cluster.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cluster.stop()
+
+    def now(self) -> float:
+        return time.monotonic() - self.origin
+
+    def advance(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def status(self, node_id: str) -> Dict[str, Any]:
+        n = self.cluster.nodes[node_id]
+        return {"role": n.role, "term": n.term, "leader": n.leader, "is_leader": n.is_leader}
+
+    def kill(self, node_id: str) -> None:
+        self.cluster.kill(node_id)
+
+    def restart(self, node_id: str) -> None:
+        self.cluster.restart(node_id)
+
+    def partition(self, *groups: List[str]) -> None:
+        self.cluster.partition(*groups)
+
+    def heal(self) -> None:
+        self.cluster.heal()
+
+    def history(self) -> List[Event]:
+        return self.cluster.history
+
+    def closing_lines(self) -> List[str]:
+        return []
+
+
+class _SimulatedGroup:
+    """The demo's view of a Simulation: the same engine in virtual time, deterministic."""
+
+    clock = "virtual time"
+
+    def __init__(self, members: int, seed: int, printer: _Printer) -> None:
+        self.origin = 0.0
+        self._printer = printer
+        self.sim = Simulation(members, seed=seed)
+        self.members = list(self.sim.members)
+        self.title = f"{members} simulated nodes, Raft in virtual time (deterministic, seed {seed})"
+        self._shown = 0
+
+    def __enter__(self) -> "_SimulatedGroup":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def now(self) -> float:
+        return self.sim.now
+
+    def advance(self, seconds: float) -> None:
+        self.sim.run_for(seconds)
+        events = self.sim.events
+        for event in events[self._shown:]:
+            text = _describe(event)
+            if text is not None:
+                self._printer.line(event.at, text)
+        self._shown = len(events)
+
+    def status(self, node_id: str) -> Dict[str, Any]:
+        return self.sim.status(node_id)
+
+    def kill(self, node_id: str) -> None:
+        self.sim.crash(node_id)
+
+    def restart(self, node_id: str) -> None:
+        self.sim.restart(node_id)
+
+    def partition(self, *groups: List[str]) -> None:
+        self.sim.partition(*groups)
+
+    def heal(self) -> None:
+        self.sim.heal()
+
+    def history(self) -> List[Event]:
+        return self.sim.events
+
+    def closing_lines(self) -> List[str]:
+        self.sim.check()  # raises SafetyViolation naming the first violation
+        stats = self.sim.stats
+        return [f"safety checker: no violations ({stats['messages_sent']} messages, "
+                f"{stats['elections_started']} elections, {self.sim.now:.1f} s simulated)"]
+
+
+_Group = Union[_LiveGroup, _SimulatedGroup]
+_WAIT = 10.0  # seconds (of the group's clock) any one election may take before the demo gives up
+_POLL = 0.005
+
+
+def _agreed_leader(group: _Group, among: Sequence[str]) -> Optional[str]:
+    """The leader that every running node of `among` follows, itself one of them and holding its lease."""
+    running = [s for s in (group.status(i) for i in among) if s["role"] != "stopped"]
+    leaders: Set[Optional[str]] = {s["leader"] for s in running}
+    if len(leaders) != 1:
+        return None
+    (leader,) = leaders
+    if leader is None or leader not in among or not group.status(leader)["is_leader"]:
+        return None
+    return leader
+
+
+def _wait_for_leader(group: _Group, among: Sequence[str]) -> str:
+    deadline = group.now() + _WAIT
+    while True:
+        leader = _agreed_leader(group, among)
+        if leader is not None:
+            return leader
+        if group.now() >= deadline:
+            states = ", ".join(f"{i}: {s['role']} t{s['term']} -> {s['leader']}"
+                               for i, s in ((i, group.status(i)) for i in group.members))
+            raise _DemoFailed(f"no leader agreed by {', '.join(among)} within {_WAIT:.0f} s ({states})")
+        group.advance(_POLL)
+
+
+def _run_scenes(group: _Group, printer: _Printer) -> None:
+    """The demo's story, told once for either kind of group."""
 
     def say(text: str) -> None:
-        print(f"  [{time.monotonic() - t0:6.2f}s] {text}", flush=True)
+        printer.line(group.now(), text)
 
-    def on_elected(e: Event) -> None:
-        say(f"{e.node_id} elected leader of term {e.term} (fencing token {e.fencing_token})")
+    members = group.members
+    printer.heading(1)
+    leader = _wait_for_leader(group, members)
+    say(f"{leader} leads; every node follows it")
+    group.advance(1.0)
 
-    def on_demoted(e: Event) -> None:
-        say(f"{e.node_id} stepped down (term {e.term})")
+    printer.heading(2)
+    say(f"killing {leader}")
+    killed_at = group.now()
+    group.kill(leader)
+    survivors = [i for i in members if i != leader]
+    successor = _wait_for_leader(group, survivors)
+    failover = group.now() - killed_at
+    say(f"failover: {successor} leads, {1000 * failover:.0f} ms after the kill")
+    group.advance(1.0)
 
-    with LocalCluster(members, on_elected=on_elected, on_demoted=on_demoted) as cluster:
-        print("\n1. Start: the nodes elect a leader")
-        leader = cluster.wait_for_leader(10.0)
-        say(f"every node follows {leader}; addresses " + ", ".join(n.address for n in cluster.nodes.values()))
-        time.sleep(2.0)
+    printer.heading(3)
+    group.restart(leader)
+    group.advance(1.5)
+    back = group.status(leader)
+    say(f"{leader} is back: {back['role']} in term {back['term']}, following {back['leader']}")
 
-        print(f"\n2. Kill the leader {leader} (abrupt: no hand-off)")
-        killed_at = time.monotonic()
-        cluster.kill(leader)
-        new_leader = cluster.wait_for_leader(10.0)
-        say(f"failover: {new_leader} leads, {1000 * (time.monotonic() - killed_at):.0f} ms after the kill")
-        time.sleep(1.0)
-        cluster.restart(leader)
-        time.sleep(1.5)
-        say(f"{leader} restarted from its data_dir and follows {cluster.nodes[leader].leader}")
+    printer.heading(4)
+    minority = [successor] + [i for i in survivors if i != successor][: (len(members) - 1) // 2 - 1]
+    majority = [i for i in members if i not in minority]
+    say(f"cutting {', '.join(minority)} off from {', '.join(majority)}")
+    group.partition(minority, majority)
+    replacement = _wait_for_leader(group, majority)
+    say(f"the majority elected {replacement} in term {group.status(replacement)['term']}")
+    group.advance(1.0)
+    cut = group.status(successor)
+    say(f"{successor}, cut off: {cut['role']} in term {cut['term']}, is_leader={cut['is_leader']} "
+        "(its lease ran out; pre-vote keeps its term from climbing)")
+    group.heal()
+    _wait_for_leader(group, members)
+    group.advance(1.0)
+    final = _wait_for_leader(group, members)
+    terms = {i: group.status(i)["term"] for i in members}
+    say(f"healed: every node follows {final}; terms {terms}")
 
-        follower = next(i for i in cluster.nodes if i != new_leader)
-        print(f"\n3. Cut {follower} off from the others (a minority), then heal")
-        term_before = cluster.nodes[new_leader].term
-        cluster.partition([follower], [i for i in cluster.nodes if i != follower])
-        time.sleep(3.0)
-        say(f"{follower} alone: role {cluster.nodes[follower].role}, term {cluster.nodes[follower].term} "
-            "(pre-vote: no term inflation)")
-        cluster.heal()
-        final = cluster.wait_for_leader(10.0)
-        time.sleep(1.5)
-        terms = {i: n.term for i, n in cluster.nodes.items()}
-        say(f"healed: every node follows {final}; terms {terms} (was {term_before} before the cut)")
-        ok = cluster.leader() == final
-    print(f"\ndone in {time.monotonic() - t0:.1f} s")
-    return 0 if ok else 1
+    history = sorted(group.history(), key=lambda e: e.at)
+    tokens = [e.fencing_token for e in history if e.kind == "elected" and e.fencing_token is not None]
+    increasing = all(a < b for a, b in zip(tokens, tokens[1:]))
+    print(f"\nfailover took {1000 * failover:.0f} ms ({group.clock})")
+    print(f"fencing tokens of the {len(tokens)} leaderships, in order: {tokens}"
+          + (" (strictly increasing)" if increasing else ""))
+    if not increasing:
+        raise _DemoFailed(f"fencing tokens did not strictly increase: {tokens}")
+    for line in group.closing_lines():
+        print(line)
 
 
-def simulated_demo(members: int = 3, seed: int = 1) -> int:
-    """The same story in the deterministic simulator, in virtual time."""
-    print(f"quorate {__version__}: a simulated group of {members} (deterministic, seed {seed})")
-    sim = Simulation(members, seed=seed)
-    seen = 0
-
-    def new_events() -> None:
-        nonlocal seen
-        for e in sim.events[seen:]:
-            if e.kind == "elected":
-                print(f"  t={e.at:7.3f}s  {e.node_id} elected leader of term {e.term} (fencing token {e.fencing_token})")
-            elif e.kind == "demoted":
-                print(f"  t={e.at:7.3f}s  {e.node_id} stepped down (term {e.term})")
-        seen = len(sim.events)
-
-    print("\n1. Start: the nodes elect a leader")
-    leader = sim.run_until_leader(5.0)
-    new_events()
-    if leader is None:
-        print("no leader elected", file=sys.stderr)
+def demo(members: int = 3, simulated: bool = False, seed: int = 1) -> int:
+    """The scenes against a live LocalCluster (about 10 s) or a Simulation (well under a second)."""
+    started = time.monotonic()
+    printer = _Printer()
+    group: _Group = _SimulatedGroup(members, seed, printer) if simulated else _LiveGroup(members, printer)
+    print(f"quorate {__version__}: {group.title}")
+    try:
+        with group:
+            try:
+                _run_scenes(group, printer)
+            finally:
+                printer.muted = True  # the story ends here: not the demotions of the shutdown
+    except _DemoFailed as e:
+        print(f"quorate demo: {e}", file=sys.stderr)
         return 1
-    sim.run_for(1.0)
-    print(f"\n2. Crash the leader {leader}")
-    sim.crash(leader)
-    crashed_at = sim.now
-    new_leader = sim.run_until_leader(5.0)
-    new_events()
-    if new_leader is None:
-        print("no new leader after the crash", file=sys.stderr)
-        return 1
-    print(f"  failover took {1000 * (sim.now - crashed_at):.0f} ms of simulated time")
-    sim.restart(leader)
-    sim.run_for(1.0)
-    print(f"\n3. Cut the leader {new_leader} off from the majority, then heal")
-    sim.partition([new_leader], [m for m in sim.members if m != new_leader])
-    sim.run_for(1.0)
-    new_events()
-    st = sim.status(new_leader)
-    print(f"  {new_leader} while cut off: {st['role']}, is_leader={st['is_leader']}")
-    sim.heal()
-    final = sim.run_until_leader(5.0)
-    sim.run_for(0.5)
-    new_events()
-    if final is None:
-        print("no leader after healing", file=sys.stderr)
-        return 1
-    print(f"  healed: every node follows {final}; terms { {m: sim.status(m)['term'] for m in sim.members} }")
-    sim.check()
-    stats = sim.stats
-    print(f"\nsafety checker: no violations ({stats['messages_sent']} messages, "
-          f"{stats['elections_started']} elections, {sim.now:.1f} s simulated)")
+    wall = time.monotonic() - started
+    print(f"\ndone: {group.now():.1f} s of virtual time in {wall:.2f} s" if simulated else f"\ndone in {wall:.1f} s")
     return 0
 
 
@@ -188,34 +341,10 @@ def _status_server(node: Node, host: str, port: int) -> _StatusServer:
     return server_class((host, port), Handler)
 
 
-def _seed(text: str) -> int:
-    """argparse type of --seed: an int in [0, 2**64)."""
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int in [0, 2**64), got {text!r}") from None
-    if not 0 <= seed < 2**64:
-        raise argparse.ArgumentTypeError(f"expected an int in [0, 2**64), got {text!r}")
-    return seed
-
-
 def run_node(args: argparse.Namespace) -> int:
     # Everything that can be checked without side effects is checked first.
-    members: Dict[str, str] = {}
-    for spec in args.member:
-        node_id, sep, address = spec.partition("=")
-        if not sep:
-            raise ConfigError(f"--member: expected ID=HOST:PORT, got {spec!r}")
-        if node_id in members:
-            raise ConfigError(f"--member: {node_id!r} is given twice")
-        members[node_id] = address
+    options = node_arguments(args)
     status_address = _host_port("--status-bind", args.status_bind) if args.status_bind else None
-    secret: Optional[bytes] = None
-    if args.secret_file:
-        try:
-            secret = read_secret(args.secret_file)
-        except ConfigError as e:
-            raise ConfigError(f"--secret-file: {e}") from None
     out_lock = threading.Lock()
     stop = threading.Event()
     stdout_closed = False
@@ -235,17 +364,10 @@ def run_node(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore" if args.quiet_warnings else "default")
-        node = Node(
-            args.id,
-            members,
-            bind=args.bind,
-            data_dir=args.data_dir,
-            secret=secret,
-            cluster=args.cluster,
-            election_timeout=(args.election_timeout[0], args.election_timeout[1]),
-            heartbeat_interval=args.heartbeat_interval,
-            seed=args.seed,
-        )
+        try:
+            node = Node(**options)
+        except ConfigError as e:
+            raise name_the_option(e) from None
 
     # The status server is bound before the node starts, so a busy --status-bind stops the
     # command before the node ever joins the group (and before it reports "started").
@@ -265,7 +387,7 @@ def run_node(args: argparse.Namespace) -> int:
         sub.close()
         if server is not None:
             server.server_close()
-        message = f"node {args.id!r} did not start: {e}"
+        message = f"node {node.node_id!r} did not start: {e}"
         raise (OSError(message) if isinstance(e, OSError) else QuorateError(message)) from None
 
     serving: Optional[threading.Thread] = None
@@ -302,36 +424,41 @@ def run_node(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: ``demo`` and ``node`` (whose Node options come from _cli_options)."""
     parser = argparse.ArgumentParser(prog="quorate", description="Leader election with a Rust engine.")
     parser.add_argument("--version", action="version", version=f"quorate {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    d = commands.add_parser("demo", help="a live cluster electing, losing and re-electing a leader")
-    d.add_argument("--members", type=int, default=3, help="group size (default 3)")
+    d = commands.add_parser("demo", help="a cluster electing, losing and re-electing a leader, live or simulated")
+    d.add_argument("--members", type=int, default=3, help="group size, at least 3 (default 3)")
     d.add_argument("--simulated", action="store_true", help="run in the deterministic simulator instead")
     d.add_argument("--seed", type=int, default=1, help="simulation seed (with --simulated)")
+    d.set_defaults(subparser=d)
 
-    n = commands.add_parser("node", help="run one member as a process; events as JSON lines on stdout")
-    n.add_argument("--id", required=True, help="this node's id")
-    n.add_argument("--member", action="append", required=True, metavar="ID=HOST:PORT",
-                   help="a member (every member, this node included)")
-    n.add_argument("--bind", default=None, help="listen address (default: this node's member address)")
-    n.add_argument("--data-dir", default=None, help="directory for the durable term and vote")
-    n.add_argument("--secret-file", default=None, help="file holding the cluster secret (>= 16 bytes)")
-    n.add_argument("--cluster", default="quorate", help="cluster name")
+    n = commands.add_parser(
+        "node", help="run one member as a process; events as JSON lines on stdout",
+        description="Runs one member of an election group: quorate.Node with the options below (each the "
+        "constructor's argument of the same name; the defaults are the constructor's), events as JSON lines "
+        "on stdout. SIGTERM or Ctrl-C stops it, a leader handing off first.",
+        formatter_class=NodeHelpFormatter,
+    )
+    add_node_options(n)
     n.add_argument("--status-bind", default=None, metavar="HOST:PORT", help="serve GET /status and /metrics")
-    n.add_argument("--election-timeout", type=float, nargs=2, default=(0.15, 0.30), metavar=("MIN", "MAX"))
-    n.add_argument("--heartbeat-interval", type=float, default=0.05)
-    n.add_argument("--seed", type=_seed, default=None, help="fixes this node's timeout randomness")
-    n.add_argument("--quiet-warnings", action="store_true", help="do not warn about missing data_dir etc.")
+    n.add_argument("--quiet-warnings", action="store_true", help="do not warn about a missing data_dir etc.")
+    return parser
 
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
         if args.command == "demo":
-            if args.members < 1:
-                parser.error("--members must be at least 1")
-            return simulated_demo(args.members, args.seed) if args.simulated else demo(args.members)
+            if args.members < 3:
+                args.subparser.error(
+                    f"--members: the demo needs at least 3 nodes (a majority must outlive the kill), got {args.members}"
+                )
+            return demo(args.members, simulated=args.simulated, seed=args.seed)
         if args.command == "node":
             return run_node(args)
     except (ConfigError, QuorateError, OSError) as e:

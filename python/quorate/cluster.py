@@ -1,25 +1,50 @@
-"""quorate.LocalCluster: several Nodes in this process, on loopback, for notebooks and tests."""
+"""quorate.LocalCluster: several Nodes in this process, on loopback, for notebooks and tests.
+
+Safe to use from a notebook: a cluster's nodes are stopped before its temporary directory is
+removed, whether the cluster is stopped, collected or left running at interpreter exit; and making
+a new cluster with the same node ids as one still running in this process (running the same cell
+twice) stops the old one, with a warning, instead of leaving it running on its ports.
+"""
 
 from __future__ import annotations
 
+import html
 import os
+import shutil
 import socket
 import tempfile
 import threading
 import time
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Union
+import weakref
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Union
 
-from ._core import Event
+from ._core import Event, _group_partition
 from ._validate import check_timeout
 from .errors import ConfigError, SubscriptionClosed
 from .node import Node, Status, Subscription
 
-__all__ = ["LocalCluster", "free_ports"]
+__all__ = ["LocalCluster", "FaultWindow", "free_ports"]
+
+
+def _sides(cuts: Dict[str, List[str]]) -> List[List[str]]:
+    """The groups of a partition, from the cuts each member sees."""
+    sides: List[List[str]] = []
+    for node_id, cut in cuts.items():
+        if not any(node_id in side for side in sides):
+            sides.append([i for i in cuts if i not in cut])
+    return sides
+
+# Every LocalCluster that was started and not stopped since, in this process (weakly held: a
+# cluster nobody references is collected, and its finalizer stops its nodes).
+_running: "weakref.WeakSet[LocalCluster]" = weakref.WeakSet()
+_running_lock = threading.Lock()
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> List[int]:
-    """Ports the OS says are free right now (all held open together, so they differ)."""
+    """`count` TCP ports on `host` that the OS says are free right now, as ints (all held open
+    together while asked, so they differ). Another process may take one before it is bound: use
+    them at once. Raises OSError if the OS has no free port."""
     socks = []
     try:
         for _ in range(count):
@@ -32,9 +57,146 @@ def free_ports(count: int, host: str = "127.0.0.1") -> List[int]:
             s.close()
 
 
+class FaultWindow:
+    """A bounded time for faults: `with cluster.faults_for(2.0):` (or
+    `quorate.pytest_plugin.faults_for(node_or_cluster, 2.0)`).
+
+    Inject faults inside the block (`cluster.partition(...)`, `cluster.kill(...)`,
+    `node.faults.drop(0.3)`, ...). They last `seconds` of wall time from entering the block, then
+    everything is healed: partitions and every `Faults` fault cleared (`heal()`), paused nodes
+    resumed, and nodes that were running on entry but are stopped (killed) restarted from their
+    data_dir.
+
+    - A body shorter than `seconds`: leaving the block waits out the rest, then heals, so the
+      fault lasts the whole window.
+    - A body longer than `seconds`: a timer heals at the deadline while the body still runs (the
+      fault never outlasts the window); leaving the block then just returns.
+    - A body that raises: heals at once and lets the exception through.
+
+    After the block, the faults are healed; waiting for a leader again is the caller's (e.g.
+    `cluster.wait_for_leader(10)`). `healed` (bool) says whether healing happened yet,
+    `remaining` is the seconds left, `wait_healed(timeout)` blocks until healed. ConfigError for a
+    negative, non-finite or non-numeric `seconds`."""
+
+    def __init__(self, target: Union["LocalCluster", Node], seconds: float) -> None:
+        checked = check_timeout("seconds", seconds)
+        if checked is None:
+            raise ConfigError("seconds: a fault window needs a number of seconds, got None")
+        if not isinstance(target, (LocalCluster, Node)):
+            raise ConfigError(f"target: expected a LocalCluster or a Node, got {target!r}")
+        self.seconds: float = checked
+        self._target = target
+        self._running_at_entry: List[str] = []
+        self._deadline = 0.0
+        self._healed = threading.Event()
+        self._heal_lock = threading.Lock()
+        self._timer: Optional[threading.Timer] = None
+        self.heal_error: Optional[BaseException] = None
+
+    def _nodes(self) -> Dict[str, Node]:
+        if isinstance(self._target, LocalCluster):
+            return self._target.nodes
+        return {self._target.node_id: self._target}
+
+    @property
+    def healed(self) -> bool:
+        """True once the faults were healed (at the deadline, or early because the body raised)."""
+        return self._healed.is_set()
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left until the faults are healed (0 once the deadline passed)."""
+        return max(0.0, self._deadline - time.monotonic())
+
+    def wait_healed(self, timeout: Optional[float] = None) -> bool:
+        """Blocks until healed: True then, False if `timeout` seconds passed first."""
+        return self._healed.wait(check_timeout("timeout", timeout))
+
+    def heal(self) -> None:
+        """Heals now (once; later calls do nothing): clears every fault, resumes paused nodes and
+        restarts the nodes that ran on entry and are stopped. Errors of a restart are kept in
+        `heal_error` and raised when the block ends."""
+        with self._heal_lock:
+            if self._healed.is_set():
+                return
+            try:
+                target = self._target
+                if isinstance(target, LocalCluster):
+                    target.heal()
+                for node_id, node in self._nodes().items():
+                    if node.role == "stopped":
+                        if node_id in self._running_at_entry:
+                            if isinstance(target, LocalCluster):
+                                target.restart(node_id)
+                            else:
+                                node.start()
+                    else:
+                        node.faults.heal()
+            except BaseException as e:  # noqa: BLE001 - reported when the block ends
+                self.heal_error = e
+            finally:
+                self._healed.set()
+
+    def __enter__(self) -> "FaultWindow":
+        self._running_at_entry = [i for i, n in self._nodes().items() if n.role != "stopped"]
+        self._deadline = time.monotonic() + self.seconds
+        self._timer = threading.Timer(self.seconds, self.heal)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: object) -> None:
+        assert self._timer is not None
+        if exc_type is not None:
+            self._timer.cancel()
+            self.heal()
+            return
+        # Wait out the window (the timer heals at the deadline), bounded in case the timer could
+        # not run; then heal here if it has not.
+        self._healed.wait(self.remaining + 5.0)
+        self._timer.cancel()
+        self.heal()
+        if self.heal_error is not None:
+            raise self.heal_error
+
+    def __repr__(self) -> str:
+        state = "healed" if self.healed else f"{self.remaining:.3f} s left"
+        return f"<FaultWindow {self.seconds} s, {state}>"
+
+
+def _stop_and_clean(nodes: Dict[str, Node], tmp_root: Optional[str], pid: int) -> None:
+    """Stops every node, THEN removes the temporary root: the order that keeps running nodes from
+    losing their data_dir. Runs from `stop()`, when the cluster is collected, and at exit (a
+    `weakref.finalize`, so it never refers to the cluster itself). Does nothing in a forked child:
+    the nodes and the directory are the parent's."""
+    if os.getpid() != pid:
+        return
+    try:
+        for node in list(nodes.values()):
+            try:
+                node.stop(graceful=False, timeout=2.0)
+            except Exception:  # noqa: BLE001 - stop the others and clean up whatever happens
+                pass
+    finally:
+        if tmp_root is not None:
+            shutil.rmtree(tmp_root, ignore_errors=True)
+
+
 class LocalCluster:
-    """`members` nodes on 127.0.0.1 (a count, named n1..nN, or a list of ids), each with its own
-    temporary data_dir unless `data_dir` is given (one sub-directory per node)."""
+    """Several `Node`s in this process on 127.0.0.1, for notebooks and tests.
+
+    `members` is a count (nodes named n1..nN) or a sequence of node ids; ports are chosen free.
+    Each node gets its own data_dir: a sub-directory of `data_dir` if given (kept), else of a
+    temporary directory that `stop()` removes (and that is removed, after the nodes are stopped,
+    if the cluster is collected or still running at interpreter exit). `node_options` are passed
+    to every `Node` (election_timeout, secret, algorithm, callbacks, ...).
+
+    Use it as a context manager (`with LocalCluster(3) as c:`) or call `start()` and `stop()`.
+    Making a LocalCluster with the same node ids as one still running in this process stops the
+    older one first, with a warning (a notebook cell run twice must not leave nodes behind): give
+    clusters that must run side by side different ids.
+
+    Raises ConfigError for a bad `members` or node option, as `Node` does."""
 
     def __init__(
         self,
@@ -51,16 +213,18 @@ class LocalCluster:
             raise ConfigError("members: a count or a sequence of node ids, not a string")
         else:
             ids = list(members)
-        self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
+        self._tmp: Optional[str] = None
         if data_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="quorate-cluster-")
-            root = self._tmp.name
+            self._tmp = tempfile.mkdtemp(prefix="quorate-cluster-")
+            root = self._tmp
         else:
             root = os.fspath(data_dir)
         addresses = {i: f"127.0.0.1:{p}" for i, p in zip(ids, free_ports(len(ids)))}
         self.nodes: Dict[str, Node] = {}
         #: Each node's data_dir.
         self.data_dirs: Dict[str, str] = {i: os.path.join(root, i) for i in ids}
+        # Stops the nodes, then removes the temporary root: on stop(), on collection, at exit.
+        self._finalizer = weakref.finalize(self, _stop_and_clean, self.nodes, self._tmp, os.getpid())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the even-size warning is for services; a sandbox may be even
             for i in ids:
@@ -68,22 +232,54 @@ class LocalCluster:
         self._history: List[Event] = []
         self._subs: Dict[str, Subscription] = {}
         self._groups: Optional[List[List[str]]] = None
+        # Last, once every argument was accepted: a cell run twice replaces the older cluster.
+        self._replace_running(frozenset(ids))
 
     # ----- lifecycle ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _replace_running(ids: FrozenSet[str]) -> None:
+        """Stops, with a warning, every running cluster of this process with exactly these ids."""
+        with _running_lock:
+            older = [c for c in _running if frozenset(c.nodes) == ids]
+        for c in older:
+            warnings.warn(
+                f"a new LocalCluster has the same node ids as one still running in this process; "
+                f"stopping the older one ({c!r}). Give clusters that must run side by side different ids.",
+                stacklevel=3,
+            )
+            c.stop()
+
+    @property
+    def running(self) -> bool:
+        """True from `start()` until `stop()` (even while some nodes are killed or paused)."""
+        return self in _running
+
     def start(self) -> "LocalCluster":
+        """Starts every node (each takes and locks its data_dir); returns the cluster. Raises
+        OSError if an address is busy or a data_dir unusable, QuorateError if a data_dir is
+        locked by another node."""
+        with _running_lock:
+            _running.add(self)
         for node_id, node in self.nodes.items():
             self._subscribe(node_id)
             node.start()
         return self
 
     def stop(self) -> None:
-        for node in self.nodes.values():
-            node.stop(graceful=False, timeout=2.0)
-        self._collect()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        """Stops every node abruptly (no hand-off; 2 s bound each), then removes the temporary
+        data directory if the cluster made one. Idempotent; returns None. The history stays
+        readable. Starting the cluster again afterwards starts with fresh, empty data_dirs."""
+        with _running_lock:
+            _running.discard(self)
+        try:
+            for node in self.nodes.values():
+                node.stop(graceful=False, timeout=2.0)
+            self._collect()
+        finally:
+            # The same function runs on collection and at exit; here it also removes the directory
+            # (nodes already stopped: a no-op for them). Kept registered in case of a restart.
+            _stop_and_clean(self.nodes, self._tmp, os.getpid())
 
     def __enter__(self) -> "LocalCluster":
         return self.start()
@@ -113,11 +309,13 @@ class LocalCluster:
 
     @property
     def history(self) -> List[Event]:
-        """Every event of every node so far, ordered by `at`."""
+        """Every event of every node since `start()` (a list of `Event`), ordered by `at`
+        (seconds on the monotonic clock)."""
         self._collect()
         return sorted(self._history, key=lambda e: e.at)
 
     def statuses(self) -> Dict[str, Status]:
+        """Each node's `Node.status()`, by node id (a stopped node reports role "stopped")."""
         return {i: n.status() for i, n in self.nodes.items()}
 
     def _reachable(self, node_id: str) -> bool:
@@ -126,7 +324,8 @@ class LocalCluster:
         return any(node_id in g for g in self._groups if len(g) * 2 > len(self.nodes))
 
     def leader(self) -> Optional[str]:
-        """The leader every running node in the majority side agrees on and that holds its lease."""
+        """The id of the leader every running node of the majority side agrees on and that holds
+        its lease, or None (no leader now, or nodes disagree). Does not wait."""
         running = {i: n for i, n in self.nodes.items() if n.role != "stopped" and self._reachable(i)}
         leaders = {n.leader for n in running.values()}
         if len(leaders) != 1:
@@ -161,56 +360,103 @@ class LocalCluster:
             raise ConfigError(f"{node_id!r} is not a member of this cluster") from None
 
     def kill(self, node_id: str) -> None:
-        """Abrupt stop (crash) of one node."""
+        """Abrupt stop (crash) of one node: no hand-off, its leadership ends with a `demoted`
+        event of reason "crashed". ConfigError for an unknown id."""
         self._node(node_id).faults.crash()
 
     def restart(self, node_id: str) -> None:
+        """Starts a killed or stopped node again from its data_dir (it rejoins the current
+        partition, if any). ConfigError for an unknown id; OSError as `Node.start()`."""
         node = self._node(node_id)
         self._subscribe(node_id)
         node.start()
         if self._groups is not None:
             self._apply_partition(node_id)
 
+    def faults_for(self, seconds: float) -> FaultWindow:
+        """A block whose faults last `seconds` of wall time and are then healed (nodes killed in
+        it are restarted, paused ones resumed): `with cluster.faults_for(2.0): cluster.partition(
+        ["n1"], ["n2", "n3"])`. See `FaultWindow` for the exact rules. ConfigError for a bad
+        `seconds`."""
+        return FaultWindow(self, seconds)
+
     def pause(self, node_id: str) -> None:
+        """Freezes one node's engine, as SIGSTOP would (see `Faults.pause`); `resume()` undoes
+        it. ConfigError for an unknown id."""
         self._node(node_id).faults.pause()
 
     def resume(self, node_id: str) -> None:
+        """Unfreezes a paused node; the messages it queued are handled then. ConfigError for an
+        unknown id."""
         self._node(node_id).faults.resume()
 
     def partition(self, *groups: Sequence[str]) -> None:
-        """Split into groups that cannot reach one another; unnamed members form one more group."""
-        named: List[str] = []
-        parsed: List[List[str]] = []
-        for g in groups:
-            if isinstance(g, str):
-                raise ConfigError("partition: each group is a list of node ids, e.g. partition(['n1'], ['n2', 'n3'])")
-            g = list(g)
-            for i in g:
-                self._node(i)
-                if i in named:
-                    raise ConfigError(f"partition: {i!r} is named in two groups")
-                named.append(i)
-            parsed.append(g)
-        rest = [i for i in self.nodes if i not in named]
-        if rest:
-            parsed.append(rest)
-        self._groups = parsed
+        """Splits the cluster into groups that cannot reach one another, e.g.
+        `partition(["n1"], ["n2", "n3"])`; members named in no group form one more group.
+        A new partition replaces the previous one. Faults set with `node.faults` stay as they
+        are: the partition is a layer of its own, undone by `heal()`. ConfigError for an
+        unknown id, an id in two groups, or a group given as a string."""
+        cuts = _group_partition(list(self.nodes), list(groups))
+        self._groups = _sides(cuts)
         for node_id, node in self.nodes.items():
             if node.role != "stopped":
-                node.faults.heal()
                 self._apply_partition(node_id)
 
     def _apply_partition(self, node_id: str) -> None:
         assert self._groups is not None
         mine = next(g for g in self._groups if node_id in g)
-        others = [i for i in self.nodes if i not in mine]
-        if others:
-            self.nodes[node_id].faults.partition(*others)
+        self.nodes[node_id]._core.fault_group_partition([i for i in self.nodes if i not in mine])
 
     def heal(self) -> None:
+        """Undoes `partition()`; faults set with `node.faults` stay (clear those with
+        `node.faults.heal()`)."""
         self._groups = None
         for node in self.nodes.values():
-            node.faults.heal()
+            if node.role != "stopped":
+                node._core.fault_heal_group()
+
+    def _rows(self) -> List[Dict[str, Any]]:
+        rows = []
+        for i, n in self.nodes.items():
+            try:
+                s = n.status()
+                rows.append({
+                    "node": i, "address": n.address, "role": s.role, "term": s.term, "leader": s.leader,
+                    "is_leader": s.is_leader, "health": s.health, "faults": dict(s.faults),
+                })
+            except Exception as e:  # noqa: BLE001 - a repr must not raise (e.g. in a forked child)
+                rows.append({"node": i, "address": "?", "role": f"unavailable ({e})", "term": "", "leader": None,
+                             "is_leader": False, "health": "", "faults": {}})
+        return rows
 
     def __repr__(self) -> str:
-        return f"LocalCluster({self._summary()})"
+        """One line: whether it runs, the agreed leader (or None), and each node's role and term."""
+        try:
+            leader = self.leader() if self.running else None
+        except Exception:  # noqa: BLE001
+            leader = None
+        nodes = ", ".join(f"{r['node']}: {r['role']} term {r['term']}" for r in self._rows())
+        state = "running" if self.running else "stopped"
+        return f"<LocalCluster {state}, leader={leader!r}, nodes: {nodes}>"
+
+    def _repr_html_(self) -> str:
+        """A small HTML table for notebooks: node, address, role, term, leader, lease, health,
+        faults."""
+        try:
+            leader = self.leader() if self.running else None
+        except Exception:  # noqa: BLE001
+            leader = None
+        esc = html.escape
+        head = "".join(f"<th>{h}</th>" for h in ("node", "address", "role", "term", "leader", "is_leader",
+                                                   "health", "faults"))
+        body = []
+        for r in self._rows():
+            faults = ", ".join(f"{k}={v}" if v else k for k, v in sorted(r["faults"].items())) or ""
+            cells = (r["node"], r["address"], r["role"], r["term"], "" if r["leader"] is None else r["leader"],
+                     "yes" if r["is_leader"] else "", r["health"], faults)
+            style = ' style="font-weight:bold"' if r["is_leader"] else ""
+            body.append(f"<tr{style}>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
+        state = "running" if self.running else "stopped"
+        caption = f"LocalCluster ({state}), leader: {esc(repr(leader))}"
+        return (f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>")

@@ -21,7 +21,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 
-from ._core import Event, _NodeCore, _take_log_records, _write_unraisable
+from ._core import DEFAULT_TIMING, Event, _NodeCore, _take_log_records, _write_unraisable
 from ._validate import check_timeout
 from .errors import ConfigError, NodeStoppedError, NotLeaderError, QuorateError, SubscriptionClosed
 from .leading import Leading, Leadership, run_while_leading
@@ -117,18 +117,22 @@ class Status:
     messages_dropped: int = 0
     faults: Dict[str, str] = field(default_factory=dict)
     #: "ok"; "degraded" while the node cannot persist its state (it then neither votes nor
-    #: campaigns); "stopped" when it does not run.
+    #: campaigns); "failed" if its engine task died (stop() and start() it); "stopped" when it
+    #: does not run.
     health: str = "stopped"
     #: The last storage error, if any (kept after recovery, for the operator).
     last_error: Optional[str] = None
     #: messages_rejected split by reason ("bad_mac", "cluster", "version", "replay", ...).
     rejected_by_reason: Dict[str, int] = field(default_factory=dict)
+    #: What is unsafe or abnormal right now, in words (e.g. no secret on a non-loopback address).
+    warnings: List[str] = field(default_factory=list)
 
     def to_dict(self) -> Dict[str, Any]:
         d = dict(self.__dict__)
         d["peers"] = {k: dict(v.__dict__) for k, v in self.peers.items()}
         d["faults"] = dict(self.faults)
         d["rejected_by_reason"] = dict(self.rejected_by_reason)
+        d["warnings"] = list(self.warnings)
         return d
 
 
@@ -253,9 +257,9 @@ class Faults:
         self._node._shutdown(graceful=False, timeout=5.0, crash=True)
 
     def heal(self) -> None:
-        """Clear every fault but a crash."""
+        """Clear every fault but a crash (a LocalCluster's partition included)."""
         if self._node._core.running:
-            self._node._core.fault_heal()
+            self._node._core.fault_clear()
 
     def active(self) -> Dict[str, str]:
         return dict(self._node._core.faults_active())
@@ -278,14 +282,14 @@ class Node:
         *,
         bind: Optional[str] = None,
         algorithm: str = "raft",
-        election_timeout: Tuple[float, float] = (0.15, 0.30),
-        heartbeat_interval: float = 0.05,
+        election_timeout: Tuple[float, float] = DEFAULT_TIMING["election_timeout"],
+        heartbeat_interval: float = DEFAULT_TIMING["heartbeat_interval"],
         data_dir: Optional[PathLike] = None,
         secret: Union[bytes, str, None] = None,
         cluster: str = "quorate",
-        pre_vote: bool = True,
-        check_quorum: bool = True,
-        max_clock_drift: float = 0.05,
+        pre_vote: bool = DEFAULT_TIMING["pre_vote"],
+        check_quorum: bool = DEFAULT_TIMING["check_quorum"],
+        max_clock_drift: float = DEFAULT_TIMING["max_clock_drift"],
         priority: int = 0,
         on_elected: Optional[Callback] = None,
         on_demoted: Optional[Callback] = None,
@@ -485,32 +489,17 @@ class Node:
         return Status(**d)
 
     def metrics_text(self) -> str:
-        """Prometheus text exposition of the node's counters and gauges."""
-        s = self.status()
-        label = f'node="{_escape(self.node_id)}"'
-        lines: List[str] = []
+        """This node's metrics in the Prometheus text exposition format, as a str: the output of
+        ``prometheus_client.generate_latest`` for a private registry holding one
+        `quorate.metrics.QuorateCollector` of this node (the families are listed in
+        `quorate.metrics`). To add them to a service's own registry, register the collector
+        there instead.
 
-        def metric(name: str, kind: str, help_text: str, value: float) -> None:
-            lines.append(f"# HELP quorate_{name} {help_text}")
-            lines.append(f"# TYPE quorate_{name} {kind}")
-            lines.append(f"quorate_{name}{{{label}}} {value}")
+        Raises ImportError, saying to ``pip install 'quorate[prometheus]'``, if prometheus_client
+        is not installed."""
+        from .metrics import exposition  # the optional dependency, imported only when asked
 
-        metric("term", "gauge", "Current Raft term.", s.term)
-        metric("is_leader", "gauge", "1 while this node leads and holds its lease.", int(s.is_leader))
-        metric("lease_remaining_seconds", "gauge", "Seconds left on the leader lease.", s.lease_remaining or 0.0)
-        metric("healthy", "gauge", "1 while health is ok (0 when degraded or stopped).", int(s.health == "ok"))
-        for name in ("elections_started", "elections_won", "leader_changes", "messages_sent",
-                     "messages_received", "messages_rejected", "messages_dropped"):
-            metric(f"{name}_total", "counter", name.replace("_", " ").capitalize() + ".", getattr(s, name))
-        lines.append("# HELP quorate_messages_rejected_by_reason_total Refused frames and handshakes, by reason.")
-        lines.append("# TYPE quorate_messages_rejected_by_reason_total counter")
-        for reason, n in sorted(s.rejected_by_reason.items()):
-            lines.append(f'quorate_messages_rejected_by_reason_total{{{label},reason="{_escape(reason)}"}} {n}')
-        lines.append("# HELP quorate_peer_connected 1 while the outbound connection to the peer is up.")
-        lines.append("# TYPE quorate_peer_connected gauge")
-        for peer, p in s.peers.items():
-            lines.append(f'quorate_peer_connected{{{label},peer="{_escape(peer)}"}} {int(p.connected)}')
-        return "\n".join(lines) + "\n"
+        return exposition(self).decode("utf-8")
 
     # ----- waiting: one change counter wakes blocking and asyncio waiters alike ------------------
 

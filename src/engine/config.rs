@@ -134,6 +134,8 @@ pub struct Config {
     pub timing: Timing,
     /// Seeds this node's timeout randomness; the same seed gives the same timeouts.
     pub seed: u64,
+    /// The election algorithm the whole group runs (peers of another are refused at handshake).
+    pub algorithm: Algorithm,
 }
 
 impl Config {
@@ -150,7 +152,12 @@ impl Config {
             return Err(ConfigError::new(format!("node_id: {id:?} is not one of the members")));
         }
         timing.validate()?;
-        Ok(Config { id, members, timing, seed })
+        Ok(Config { id, members, timing, seed, algorithm: Algorithm::Raft })
+    }
+
+    /// The same configuration for another algorithm; one this version cannot run is refused.
+    pub fn with_algorithm(self, algorithm: Algorithm) -> Result<Config, ConfigError> {
+        Ok(Config { algorithm: algorithm.require_implemented()?, ..self })
     }
 
     pub fn quorum(&self) -> usize {
@@ -171,6 +178,11 @@ pub fn validate_node_id(what: &str, id: &str) -> Result<(), ConfigError> {
             "{what}: node id {id:?} is {} bytes; the limit is {MAX_NODE_ID_BYTES}",
             id.len()
         )));
+    }
+    // Ids name log lines, metrics labels and JSON event lines: a newline or control character
+    // would forge lines in each of them.
+    if id.chars().any(char::is_control) {
+        return Err(ConfigError::new(format!("{what}: node id {id:?} contains a control character")));
     }
     Ok(())
 }

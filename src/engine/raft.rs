@@ -36,37 +36,16 @@ use rand_pcg::Pcg64Mcg;
 
 use super::config::{Config, NodeId};
 use super::messages::{DemoteReason, Event, EventKind, HardState, Message, Output, Term};
+use super::{Role, State, TransferError};
 
 /// Heartbeat rounds a leader remembers while waiting for acks. Rounds older than the lease are
 /// useless, so this is only a backstop against a huge election timeout with a tiny heartbeat.
 const MAX_OPEN_ROUNDS: usize = 64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Follower,
-    PreCandidate,
-    Candidate,
-    Leader,
-}
+/// How far ahead of ours a message's term may be. Terms grow by one per election; a billion
+/// elections at once is not a peer following the rules.
+pub const MAX_TERM_AHEAD: Term = 1 << 30;
 
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Follower => "follower",
-            Role::PreCandidate => "pre_candidate",
-            Role::Candidate => "candidate",
-            Role::Leader => "leader",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TransferError {
-    #[error("this node is not the leader")]
-    NotLeader,
-    #[error("{0:?} is not a peer of this node")]
-    UnknownPeer(NodeId),
-}
 
 /// One heartbeat broadcast, kept until a majority acknowledges it or it is too old to matter.
 #[derive(Debug, Clone)]
@@ -92,15 +71,6 @@ struct Leadership {
     last_ack: BTreeMap<NodeId, u64>,
 }
 
-/// Read-only view of an engine, for drivers and tests.
-#[derive(Debug, Clone, PartialEq)]
-pub struct State {
-    pub role: Role,
-    pub term: Term,
-    pub voted_for: Option<NodeId>,
-    pub leader: Option<NodeId>,
-    pub lease_expiry: Option<Duration>,
-}
 
 #[derive(Debug, Clone)]
 pub struct Raft {
@@ -125,6 +95,8 @@ pub struct Raft {
     /// Vote responses of the current (pre-)campaign: granted or not, per voter (self included).
     votes: BTreeMap<NodeId, bool>,
     leadership: Option<Leadership>,
+    /// When this node last handled a heartbeat from the leader it follows.
+    leader_contact: Option<Duration>,
     /// An `elected` event is waiting for its `demoted`: they must alternate. True exactly while
     /// this node is leader and has held its lease in this term.
     elected_open: bool,
@@ -148,6 +120,7 @@ impl Raft {
             silent_until: None,
             votes: BTreeMap::new(),
             leadership: None,
+            leader_contact: None,
             elected_open: false,
             outputs: Vec::new(),
             cfg,
@@ -189,6 +162,7 @@ impl Raft {
             voted_for: self.voted_for.clone(),
             leader: self.leader.clone(),
             lease_expiry: self.lease_expiry(),
+            leader_contact: self.leader_contact,
         }
     }
 
@@ -235,10 +209,18 @@ impl Raft {
     /// Handles one message from `from`. Input from peers never panics: what does not fit is ignored.
     pub fn step(&mut self, now: Duration, from: &str, message: Message) -> Vec<Output> {
         let now = self.advance(now);
-        if from != self.cfg.id && self.cfg.members.iter().any(|m| m == from) {
+        if from != self.cfg.id && self.cfg.members.iter().any(|m| m == from) && self.plausible(&message) {
             self.step_message(now, from, message);
         }
         self.take_outputs()
+    }
+
+    /// Whether a message's term is one a peer following the rules could send: at most
+    /// `MAX_TERM_AHEAD` beyond ours. A term far ahead (a forged frame, a corrupt peer) would
+    /// otherwise be adopted and persisted, and a term near `Term::MAX` would leave no term to
+    /// campaign at, ever: refused, and drivers count it.
+    pub fn plausible(&self, message: &Message) -> bool {
+        message.term() <= self.term.saturating_add(MAX_TERM_AHEAD)
     }
 
     /// Starts an election now, as if the election timeout had fired. Does nothing on a leader, and
@@ -416,6 +398,7 @@ impl Raft {
 
     fn handle_heartbeat(&mut self, now: Duration, from: &str, seq: u64) {
         self.enter(self.term, Some(from.to_string()));
+        self.leader_contact = Some(now);
         self.promise_silence(now);
         self.reset_election_timer(now);
         self.send(from, Message::HeartbeatResponse { term: self.term, seq });
@@ -473,6 +456,12 @@ impl Raft {
     fn start_campaign(&mut self, now: Duration, transfer: bool) {
         // Election timers are always re-armed at least election_timeout.min after the last promise.
         debug_assert!(transfer || !self.in_lease(now), "campaigning inside a promised silence");
+        if self.term == Term::MAX {
+            // No term is left to campaign at (only a state file from elsewhere could bring this):
+            // stay a follower rather than wrap around to term 0.
+            self.reset_election_timer(now);
+            return;
+        }
         if self.cfg.timing.pre_vote && !transfer {
             self.become_pre_candidate(now);
         } else {

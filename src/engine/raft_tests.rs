@@ -2,6 +2,7 @@
 //! (pre-vote), 4.2.3 (disruptive servers), 6.2 (check-quorum), 6.4 (leases), 3.10 (transfer), and
 //! what leadership events mean (elected once the lease is held, a reason on every demoted).
 
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use super::*;
@@ -347,6 +348,8 @@ fn test_4_2_3_a_follower_that_heard_from_its_leader_ignores_higher_term_candidat
 fn test_4_2_3_a_transfer_vote_is_granted_despite_the_leaders_lease() {
     let mut r = node("b", 3);
     r.step(ms(10), "a", Message::Heartbeat { term: 1, seq: 1 });
+    assert!(r.step(ms(20), "c", vote(2)).is_empty(), "the same vote without `transfer` gets silence");
+    assert_eq!(r.term(), 1);
     let outs = r.step(ms(20), "c", Message::Vote { term: 2, pre_vote: false, transfer: true });
     assert_eq!(sends(&outs), vec![("c".into(), granted(2))]);
 }
@@ -355,9 +358,95 @@ fn test_4_2_3_a_transfer_vote_is_granted_despite_the_leaders_lease() {
 fn test_3_10_timeout_now_starts_a_transfer_campaign_at_once_skipping_pre_vote() {
     let mut r = node_with("b", 3, timing(true, true), HardState::default());
     r.step(ms(10), "a", Message::Heartbeat { term: 1, seq: 1 });
+    // Its election timer runs until at least 160 ms: at 20 ms only the TimeoutNow can start a campaign.
+    assert!(r.next_deadline().unwrap() >= ms(160));
+    assert!(r.tick(ms(20)).is_empty(), "no timer is due at 20 ms");
     let outs = r.step(ms(20), "a", Message::TimeoutNow { term: 1 });
     assert_eq!((r.role(), r.term()), (Role::Candidate, 2));
-    assert!(sends(&outs).iter().all(|(_, m)| *m == Message::Vote { term: 2, pre_vote: false, transfer: true }));
+    let asked = sends(&outs);
+    assert_eq!(asked.len(), 2);
+    assert!(asked.iter().all(|(_, m)| *m == Message::Vote { term: 2, pre_vote: false, transfer: true }));
+}
+
+/// A group of `n` members booted at 0 ms, each with its own seed (so their timeouts differ).
+fn group(n: usize) -> BTreeMap<String, Raft> {
+    IDS[..n]
+        .iter()
+        .enumerate()
+        .map(|(seed, id)| {
+            let cfg = Config::new(*id, IDS[..n].iter().copied(), timing(true, true), seed as u64).unwrap();
+            let mut r = Raft::new(cfg, HardState::default());
+            r.tick(ms(0));
+            (id.to_string(), r)
+        })
+        .collect()
+}
+
+/// Messages as (from, to, message), and events as (node, kind), in the order they happened.
+type Delivered = Vec<(String, String, Message)>;
+type Announced = Vec<(String, EventKind)>;
+
+/// Delivers `outs` of `from` and everything they cause, all at `now`, with no node ticked: what it
+/// returns (every message delivered, every event) happened at that one instant.
+fn deliver_all(g: &mut BTreeMap<String, Raft>, now: Duration, from: &str, outs: Vec<Output>) -> (Delivered, Announced) {
+    let mut queue: VecDeque<(String, Vec<Output>)> = VecDeque::from([(from.to_string(), outs)]);
+    let (mut delivered, mut kinds) = (Vec::new(), Vec::new());
+    while let Some((sender, outs)) = queue.pop_front() {
+        kinds.extend(events(&outs).into_iter().map(|k| (sender.clone(), k)));
+        for (to, m) in sends(&outs) {
+            delivered.push((sender.clone(), to.clone(), m.clone()));
+            let reply = g.get_mut(&to).unwrap().step(now, &sender, m);
+            queue.push_back((to, reply));
+        }
+        assert!(delivered.len() < 1_000, "a hand-off settles in a few messages");
+    }
+    (delivered, kinds)
+}
+
+#[test]
+fn test_3_10_a_hand_off_elects_its_target_while_no_election_timer_is_due() {
+    let cases = [3, 5].into_iter().flat_map(|n| ["resign", "shut_down", "transfer_leadership"].map(move |how| (n, how)));
+    for (n, how) in cases {
+        // The first leader wins by its own timeout, the earliest in the group; every vote and
+        // heartbeat then re-arms the others' timers from that instant.
+        let mut g = group(n);
+        let (t0, first) = g.iter().map(|(id, r)| (r.next_deadline().unwrap(), id.clone())).min().unwrap();
+        let outs = g.get_mut(&first).unwrap().tick(t0);
+        deliver_all(&mut g, t0, &first, outs);
+        assert!(g[&first].is_leader(t0), "{n} {how}: {first} leads at {t0:?}");
+
+        // The hand-off comes 10 ms later: no election timer is due, so ticking every node does
+        // nothing. The followers owe the leader silence: they vote only in a `transfer` campaign
+        // (in a group of five, the former leader's vote and the target's own are not a majority).
+        let t1 = t0 + ms(10);
+        for (id, r) in g.iter_mut() {
+            if *id != first {
+                assert!(r.next_deadline().unwrap() > t1, "{n} {how}: {id}'s election timer runs past {t1:?}");
+            }
+            assert!(r.tick(t1).is_empty(), "{n} {how}: {id} has no timer due at {t1:?}");
+        }
+        let peers: Vec<String> = g.keys().filter(|id| **id != first).cloned().collect();
+        let leader = g.get_mut(&first).unwrap();
+        let (target, outs) = match how {
+            // The most caught-up peer: every peer acknowledged round 1, and a tie goes to the first id.
+            "resign" => (peers[0].clone(), leader.resign(t1)),
+            "shut_down" => (peers[0].clone(), leader.shut_down(t1)),
+            _ => (peers[1].clone(), leader.transfer_leadership(t1, &peers[1]).unwrap()),
+        };
+        let (delivered, kinds) = deliver_all(&mut g, t1, &first, outs);
+
+        // At that same instant the target leads and holds its lease, elected by the hand-off.
+        let r = &g[&target];
+        assert_eq!((r.role(), r.term()), (Role::Leader, 2), "{n} {how}: {target} took over");
+        assert!(r.is_leader(t1) && !g[&first].is_leader(t1), "{n} {how}");
+        assert!(g.values().all(|r| r.leader() == Some(&target)), "{n} {how}: everyone follows {target}");
+        assert_eq!(delivered[0], (first.clone(), target.clone(), Message::TimeoutNow { term: 1 }), "{n} {how}");
+        let started: Vec<&String> = kinds.iter().filter(|(_, k)| *k == EventKind::ElectionStarted).map(|(id, _)| id).collect();
+        assert_eq!(started, vec![&target], "{n} {how}: one campaign, the target's");
+        let votes: Vec<&Message> = delivered.iter().filter(|(_, _, m)| matches!(m, Message::Vote { .. })).map(|(_, _, m)| m).collect();
+        assert_eq!(votes.len(), n - 1, "{n} {how}");
+        assert!(votes.iter().all(|m| **m == Message::Vote { term: 2, pre_vote: false, transfer: true }), "{n} {how}: {votes:?}");
+    }
 }
 
 #[test]
@@ -487,11 +576,52 @@ fn test_elected_and_demoted_alternate_across_leaderships() {
 
 #[test]
 fn test_time_that_steps_back_is_treated_as_standing_still() {
+    // Every input is handled at the latest time the node has seen, never earlier.
+
+    // A deadline never moves back: a heartbeat handled at a stepped-back time (100 ms) re-arms the
+    // election timer from the latest time seen (400 ms), so no election fires early.
     let mut r = node("a", 3);
-    r.tick(ms(400));
-    let term = r.term();
-    r.tick(ms(100));
-    assert_eq!(r.term(), term);
+    r.step(ms(400), "b", Message::Heartbeat { term: 1, seq: 1 });
+    let outs = r.step(ms(100), "b", Message::Heartbeat { term: 1, seq: 2 });
+    assert_eq!(sends(&outs), vec![("b".into(), Message::HeartbeatResponse { term: 1, seq: 2 })]);
+    let deadline = r.next_deadline().unwrap();
+    assert!(deadline >= ms(400) + ms(150), "re-armed from 400 ms, not from 100 ms: {deadline:?}");
+    for at in [ms(100), ms(399), ms(401), deadline - ms(1)] {
+        assert!(r.tick(at).is_empty(), "no timer fires at {at:?}, before {deadline:?}");
+    }
+    assert_eq!((r.role(), r.next_deadline()), (Role::Follower, Some(deadline)));
+
+    // Standing still, not going back: a tick at a stepped-back time is a tick at the latest time
+    // seen, so the election timer that was due then fires, and re-arms from then.
+    let mut r = node("a", 3);
+    let due = r.next_deadline().unwrap();
+    // Any input moves the clock; this one (a late vote response to a follower) changes nothing else.
+    assert!(r.step(due, "b", granted(0)).is_empty());
+    assert_eq!(r.role(), Role::Follower, "only a tick fires timers");
+    r.tick(ms(1));
+    assert_eq!((r.role(), r.term()), (Role::Candidate, 1), "the timer due at {due:?} fires");
+    assert!(r.next_deadline().unwrap() >= due + ms(150), "re-armed from {due:?}, not from 1 ms");
+
+    // A leader's heartbeat round is sent, and its lease measured, at the latest time seen.
+    let mut r = node("a", 3);
+    elect_with_lease(&mut r, ms(400)); // round 1 at 400 ms; next heartbeat due at 450 ms
+    assert!(r.step(ms(460), "c", granted(1)).is_empty(), "a late vote moves the clock, nothing else");
+    let outs = r.tick(ms(300));
+    assert_eq!(sends(&outs).len(), 2, "round 2 was due at 450 ms: it goes out");
+    assert!(sends(&outs).iter().all(|(_, m)| *m == Message::Heartbeat { term: 1, seq: 2 }));
+    assert_eq!(r.next_deadline(), Some(ms(510)), "the next round is due 50 ms after 460 ms, not after 300 ms");
+    r.step(ms(300), "b", Message::HeartbeatResponse { term: 1, seq: 2 });
+    assert_eq!(r.lease_expiry(), Some(ms(460) + Timing::default().lease_duration()), "round 2 was sent at 460 ms");
+
+    // An ack handled at a stepped-back time cannot count for a round that, at the latest time seen,
+    // is too old to grant a lease: that would announce `elected` for a lease already over.
+    let mut r = node("a", 3);
+    elect(&mut r, ms(400)); // round 1, sent at 400 ms, could grant a lease until 542.5 ms at most
+    assert!(r.step(ms(543), "c", granted(1)).is_empty(), "a late vote moves the clock, nothing else");
+    let outs = r.step(ms(500), "b", Message::HeartbeatResponse { term: 1, seq: 1 });
+    assert!(events(&outs).is_empty(), "no lease from an ack handled at 543 ms: {outs:?}");
+    assert_eq!((r.role(), r.lease_expiry()), (Role::Leader, None));
+    assert!(!r.is_leader(ms(543)));
 }
 
 #[test]
@@ -687,4 +817,29 @@ fn a_leader_that_never_held_its_lease_emits_no_demoted() {
     let outs = r.step(ms(543), "b", Message::HeartbeatResponse { term: 1, seq: 1 });
     assert!(events(&outs).is_empty());
     assert_eq!((r.role(), r.lease_expiry()), (Role::Leader, None));
+}
+
+#[test]
+fn a_term_absurdly_far_ahead_is_refused_and_never_adopted() {
+    let mut a = Raft::new(Config::new("a", ["a", "b", "c"], Timing::default(), 1).unwrap(), HardState::default());
+    a.tick(Duration::ZERO);
+    let forged = Message::Heartbeat { term: u64::MAX, seq: 1 };
+    assert!(!a.plausible(&forged));
+    let out = a.step(Duration::from_millis(1), "b", forged);
+    assert!(out.is_empty(), "nothing persisted, sent or announced: {out:?}");
+    assert_eq!(a.term(), 0);
+    let far_but_fine = Message::Heartbeat { term: MAX_TERM_AHEAD, seq: 1 };
+    assert!(a.plausible(&far_but_fine));
+}
+
+#[test]
+fn a_node_at_the_last_term_never_campaigns_and_never_wraps() {
+    let cfg = Config::new("a", ["a", "b", "c"], Timing { pre_vote: false, ..Timing::default() }, 1).unwrap();
+    let mut a = Raft::new(cfg, HardState { term: u64::MAX, voted_for: None });
+    a.tick(Duration::ZERO);
+    for ms in (0..5_000).step_by(50) {
+        let out = a.tick(Duration::from_millis(ms));
+        assert!(out.iter().all(|o| !matches!(o, Output::Persist(_))), "no term to move to: {out:?}");
+    }
+    assert_eq!((a.term(), a.role()), (u64::MAX, Role::Follower));
 }

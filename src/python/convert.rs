@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::engine::config::seconds;
-use crate::engine::{Algorithm, ConfigError, Message, NodeId, Output, Timing};
+use crate::engine::{Algorithm, Config, ConfigError, Message, NodeId, Output, Timing};
 
 /// The exceptions are defined in Python (`quorate/errors.py`) so that ConfigError can derive from
 /// both QuorateError and ValueError; Rust raises them by import.
@@ -254,6 +254,33 @@ pub fn timing(
     };
     t.validate().map_err(config_error)?;
     Ok(t)
+}
+
+/// The engine configuration of one node: its id, the group, the algorithm and its timing; every
+/// rule broken is a ConfigError naming the argument.
+pub fn engine_config(
+    node_id: String,
+    members: impl IntoIterator<Item = String>,
+    algorithm: &str,
+    timing: Timing,
+    seed: u64,
+) -> PyResult<Config> {
+    let algorithm = Algorithm::parse(algorithm).map_err(config_error)?;
+    Config::new(node_id, members, timing, seed).and_then(|c| c.with_algorithm(algorithm)).map_err(config_error)
+}
+
+/// Partition groups as Python gives them: each a list of node ids (a bare string is refused: it
+/// would otherwise read as a group of one-letter ids).
+pub fn partition_groups(groups: &[Bound<'_, PyAny>]) -> PyResult<Vec<Vec<NodeId>>> {
+    groups
+        .iter()
+        .map(|g| {
+            if g.is_instance_of::<pyo3::types::PyString>() {
+                return Err(config_err("partition: each group is a list of node ids, e.g. partition(['n1'], ['n2', 'n3'])"));
+            }
+            g.extract::<Vec<String>>().map_err(|_| config_err(format!("partition: each group is a list of node ids, got {}", py_repr(g))))
+        })
+        .collect()
 }
 
 pub fn secs(what: &str, value: f64) -> PyResult<Duration> {

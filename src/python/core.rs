@@ -1,4 +1,4 @@
-//! `quorate.Core`: the sans-IO Raft engine itself, driven by hand from Python.
+//! `quorate.Core`: the sans-IO engine itself, driven by hand from Python.
 
 use std::time::Duration;
 
@@ -6,14 +6,14 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::convert::{
-    config_err, config_error, election_timeout_arg, heartbeat_interval_arg, max_clock_drift_arg, message_from_py,
+    config_err, election_timeout_arg, engine_config, heartbeat_interval_arg, max_clock_drift_arg, message_from_py,
     outputs_to_py, required_seed_arg, seconds_arg, timing, uint_arg, NotLeaderError,
 };
-use crate::engine::{Config, HardState, Raft, TransferError};
+use crate::engine::{Engine, HardState, TransferError};
 
 #[pyclass(name = "Core", module = "quorate")]
 pub struct PyCore {
-    raft: Raft,
+    engine: Engine,
     /// The latest `now` passed in: time given to the engine must never go back.
     last_now: Option<Duration>,
 }
@@ -65,17 +65,17 @@ impl PyCore {
     ) -> PyResult<Self> {
         let members = super::convert::members_from_py(members)?;
         let timing = timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
-        let cfg = Config::new(node_id, members, timing, seed).map_err(config_error)?;
+        let cfg = engine_config(node_id, members, algorithm, timing, seed)?;
         if let Some(v) = voted_for.as_ref().filter(|v| !cfg.members.contains(v)) {
             return Err(config_err(format!("voted_for: {v:?} is not one of the members")));
         }
-        Ok(PyCore { raft: Raft::new(cfg, HardState { term, voted_for }), last_now: None })
+        Ok(PyCore { engine: Engine::new(cfg, HardState { term, voted_for }), last_now: None })
     }
 
     /// Fires due timers; the first call starts the clock.
     fn tick<'py>(&mut self, py: Python<'py>, now: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let now = self.now(now)?;
-        outputs_to_py(py, self.raft.tick(now))
+        outputs_to_py(py, self.engine.tick(now))
     }
 
     fn step<'py>(
@@ -85,22 +85,22 @@ impl PyCore {
         sender: &str,
         message: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        if sender == self.raft.id() || !self.raft.config().members.iter().any(|m| m == sender) {
-            return Err(config_err(format!("sender: {sender:?} is not a peer of {:?}", self.raft.id())));
+        if sender == &self.engine.config().id || !self.engine.config().members.iter().any(|m| m == sender) {
+            return Err(config_err(format!("sender: {sender:?} is not a peer of {:?}", &self.engine.config().id)));
         }
         let message = message_from_py(message)?;
         let now = self.now(now)?;
-        outputs_to_py(py, self.raft.step(now, sender, message))
+        outputs_to_py(py, self.engine.step(now, sender, message))
     }
 
     fn campaign<'py>(&mut self, py: Python<'py>, now: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let now = self.now(now)?;
-        outputs_to_py(py, self.raft.campaign(now))
+        outputs_to_py(py, self.engine.campaign(now))
     }
 
     fn resign<'py>(&mut self, py: Python<'py>, now: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let now = self.now(now)?;
-        outputs_to_py(py, self.raft.resign(now))
+        outputs_to_py(py, self.engine.resign(now))
     }
 
     fn transfer_leadership<'py>(
@@ -110,33 +110,33 @@ impl PyCore {
         to: &str,
     ) -> PyResult<Bound<'py, PyList>> {
         let now = self.now(now)?;
-        match self.raft.transfer_leadership(now, to) {
+        match self.engine.transfer_leadership(now, to) {
             Ok(outputs) => outputs_to_py(py, outputs),
-            Err(TransferError::NotLeader) => Err(NotLeaderError::new_err(format!("{:?} is not the leader", self.raft.id()))),
+            Err(TransferError::NotLeader) => Err(NotLeaderError::new_err(format!("{:?} is not the leader", &self.engine.config().id))),
             Err(e @ TransferError::UnknownPeer(_)) => Err(config_err(format!("to: {e}"))),
         }
     }
 
     fn next_deadline(&self) -> Option<f64> {
-        self.raft.next_deadline().map(|d| d.as_secs_f64())
+        self.engine.next_deadline().map(|d| d.as_secs_f64())
     }
 
     fn is_leader(&self, now: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(self.raft.is_leader(now_arg(now)?))
+        Ok(self.engine.is_leader(now_arg(now)?))
     }
 
     fn fencing_token(&self, now: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
-        Ok(self.raft.fencing_token(now_arg(now)?))
+        Ok(self.engine.fencing_token(now_arg(now)?))
     }
 
     #[getter]
     fn node_id(&self) -> String {
-        self.raft.id().clone()
+        self.engine.config().id.clone()
     }
 
     #[getter]
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.raft.state();
+        let s = self.engine.state();
         let d = PyDict::new(py);
         d.set_item("role", s.role.name())?;
         d.set_item("term", s.term)?;
@@ -147,7 +147,7 @@ impl PyCore {
     }
 
     fn __repr__(&self) -> String {
-        let s = self.raft.state();
-        format!("Core(node_id={:?}, role={:?}, term={})", self.raft.id(), s.role.name(), s.term)
+        let s = self.engine.state();
+        format!("Core(node_id={:?}, role={:?}, term={})", &self.engine.config().id, s.role.name(), s.term)
     }
 }

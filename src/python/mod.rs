@@ -21,6 +21,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(logbridge::_take_log_records, m)?)?;
     m.add_function(wrap_pyfunction!(logbridge::_log_records_dropped, m)?)?;
     m.add_function(wrap_pyfunction!(_write_unraisable, m)?)?;
+    m.add_function(wrap_pyfunction!(_group_partition, m)?)?;
+    m.add("DEFAULT_TIMING", default_timing(m.py())?)?;
     logbridge::install();
     Ok(())
 }
@@ -31,4 +33,28 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
 #[pyfunction]
 fn _write_unraisable(py: Python<'_>, exc: Bound<'_, pyo3::exceptions::PyBaseException>, obj: Bound<'_, PyAny>) {
     PyErr::from_value(exc.into_any()).write_unraisable(py, Some(&obj));
+}
+
+/// The cuts of a group partition at each member (see `faults::group_partition`): one validation
+/// for LocalCluster and the simulator. A group given as a string is refused (a common slip).
+#[pyfunction]
+fn _group_partition(
+    members: Vec<String>,
+    groups: Vec<Bound<'_, PyAny>>,
+) -> PyResult<std::collections::BTreeMap<String, Vec<String>>> {
+    let parsed = convert::partition_groups(&groups)?;
+    let cuts = crate::faults::group_partition(&members, &parsed).map_err(convert::config_error)?;
+    Ok(cuts.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect())
+}
+
+/// The one place the timing defaults live (`Timing::default()`), for the Python layer's signatures.
+fn default_timing(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    let t = crate::engine::Timing::default();
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("election_timeout", (t.election_timeout.0.as_secs_f64(), t.election_timeout.1.as_secs_f64()))?;
+    d.set_item("heartbeat_interval", t.heartbeat_interval.as_secs_f64())?;
+    d.set_item("pre_vote", t.pre_vote)?;
+    d.set_item("check_quorum", t.check_quorum)?;
+    d.set_item("max_clock_drift", t.max_clock_drift)?;
+    Ok(d)
 }

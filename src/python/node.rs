@@ -13,10 +13,10 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use super::event::PyEvent;
 use super::convert::{
-    config_err, config_error, election_timeout_arg, heartbeat_interval_arg, max_clock_drift_arg, optional_seed_arg, secs,
+    config_err, config_error, election_timeout_arg, engine_config, heartbeat_interval_arg, max_clock_drift_arg, optional_seed_arg, secs,
     timing, NotLeaderError, QuorateError,
 };
-use crate::engine::{Config, NodeId, Role, TransferError};
+use crate::engine::{NodeId, Role, TransferError};
 use crate::faults::Peers;
 use crate::runtime::durable::DurableError;
 use crate::runtime::{new_shared, FaultCommand, NodeConfig, NodeHandle, RunningNode, Shared, Snapshot, StartError};
@@ -65,6 +65,36 @@ pub fn check_address(what: &str, address: &str) -> PyResult<()> {
     Ok(())
 }
 
+/// The (host, port) pairs an address may reach, for spotting two members at one place: IP
+/// literals in canonical form, and "localhost" as both loopback addresses. Other names are
+/// compared as written (resolving them here could block on DNS).
+fn same_place(address: &str) -> Vec<(String, String)> {
+    let Some((host, port)) = address.rsplit_once(':') else { return Vec::new() };
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let hosts = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![ip.to_canonical().to_string()],
+        Err(_) if bare.eq_ignore_ascii_case("localhost") => vec!["127.0.0.1".to_string(), "::1".to_string()],
+        Err(_) => vec![bare.to_ascii_lowercase()],
+    };
+    let port = port.parse::<u16>().map_or_else(|_| port.to_string(), |p| p.to_string());
+    hosts.into_iter().map(|h| (h, port.clone())).collect()
+}
+
+/// What is unsafe in how this node is set up, for the log at start and for `status().warnings`.
+fn config_warnings(cfg: &NodeConfig) -> Vec<String> {
+    let host = cfg.bind.rsplit_once(':').map_or(cfg.bind.as_str(), |(h, _)| h);
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let loopback = bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let mut out = Vec::new();
+    if cfg.secret.is_none() && !loopback {
+        out.push(format!(
+            "listening on {} without a secret: anyone who can reach it can forge votes and heartbeats; set secret=",
+            cfg.bind
+        ));
+    }
+    out
+}
+
 /// Frozen, with the running node behind a lock held only briefly: the dispatcher thread blocks in
 /// `next_event` while another thread may call `stop`, so no method may hold a borrow while waiting.
 #[pyclass(name = "_NodeCore", module = "quorate._core", frozen)]
@@ -90,6 +120,12 @@ impl PyNodeCore {
     /// Runs `f` with the running node's command handle, GIL released. The lock is never held while
     /// the GIL is taken back (that order would deadlock against readers holding the GIL).
     fn with_node<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&NodeHandle) -> T + Send) -> PyResult<T> {
+        if let Some(why) = self.shared.failure() {
+            return Err(QuorateError::new_err(format!(
+                "node {:?} failed (its engine task died: {why}); stop() and start() it again",
+                self.cfg.engine.id
+            )));
+        }
         let handle = self
             .lock()
             .running
@@ -132,10 +168,9 @@ fn start_error(e: StartError) -> PyErr {
 #[pymethods]
 impl PyNodeCore {
     #[new]
-    #[pyo3(signature = (node_id, members, *, bind = None, algorithm = "raft", election_timeout = (0.15, 0.30),
-        heartbeat_interval = 0.05, data_dir = None, secret = None, cluster = String::from("quorate"), pre_vote = true,
-        check_quorum = true, max_clock_drift = 0.05, seed = None),
-        text_signature = "(node_id, members, *, bind=None, algorithm='raft', election_timeout=(0.15, 0.3), heartbeat_interval=0.05, data_dir=None, secret=None, cluster='quorate', pre_vote=True, check_quorum=True, max_clock_drift=0.05, seed=None)")]
+    /// Private: `quorate.Node` passes every argument, with the defaults of `DEFAULT_TIMING`.
+    #[pyo3(signature = (node_id, members, *, bind, algorithm, election_timeout, heartbeat_interval, data_dir, secret,
+        cluster, pre_vote, check_quorum, max_clock_drift, seed))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -162,12 +197,16 @@ impl PyNodeCore {
                 u64::from_le_bytes(b)
             }
         };
-        let engine = Config::new(node_id.clone(), members.keys().cloned(), timing, seed).map_err(config_error)?;
-        let mut seen = BTreeMap::new();
+        let engine = engine_config(node_id.clone(), members.keys().cloned(), algorithm, timing, seed)?;
+        let mut seen: BTreeMap<(String, String), (&String, &String)> = BTreeMap::new();
         for (id, address) in &members {
             check_address("members", address)?;
-            if let Some(other) = seen.insert(address.clone(), id.clone()) {
-                return Err(config_err(format!("members: {other:?} and {id:?} share the address {address:?}")));
+            for place in same_place(address) {
+                if let Some((other, theirs)) = seen.insert(place, (id, address)) {
+                    return Err(config_err(format!(
+                        "members: {other:?} at {theirs:?} and {id:?} at {address:?} are the same address"
+                    )));
+                }
             }
         }
         let bind = match bind {
@@ -204,10 +243,16 @@ impl PyNodeCore {
     /// Loads the durable state and starts the node; OSError if the address is busy.
     fn start(&self, py: Python<'_>) -> PyResult<()> {
         if self.lock().running.is_some() {
-            return Ok(());
+            if self.shared.failure().is_none() {
+                return Ok(());
+            }
+            self.crash(py); // its engine task died: clear what is left of that run first
         }
         let (cfg, shared) = (self.cfg.clone(), self.shared.clone());
         let mut node = py.detach(|| RunningNode::start(cfg, shared)).map_err(start_error)?;
+        for warning in config_warnings(&self.cfg) {
+            log::warn!("{}: {warning}", self.cfg.engine.id);
+        }
         let mut state = self.lock();
         if state.running.is_some() {
             drop(state);
@@ -234,9 +279,10 @@ impl PyNodeCore {
         }
     }
 
+    /// Started, not stopped, and its engine task alive.
     #[getter]
     fn running(&self) -> bool {
-        self.lock().running.is_some()
+        self.lock().running.is_some() && self.shared.failure().is_none()
     }
 
     #[getter]
@@ -335,6 +381,7 @@ impl PyNodeCore {
             by_reason.set_item(reason, n)?;
         }
         d.set_item("rejected_by_reason", by_reason)?;
+        d.set_item("warnings", config_warnings(&self.cfg))?;
         Ok(d)
     }
 
@@ -416,8 +463,32 @@ impl PyNodeCore {
         self.fault(py, FaultCommand::ClockRate(factor))
     }
 
-    fn fault_heal(&self, py: Python<'_>) -> PyResult<()> {
+    /// Clears every fault but a crash (`node.faults.heal()`).
+    fn fault_clear(&self, py: Python<'_>) -> PyResult<()> {
+        self.fault(py, FaultCommand::Clear)
+    }
+
+    /// Sets the cuts of a group partition (LocalCluster.partition); the node's own faults stay.
+    fn fault_group_partition(&self, py: Python<'_>, peers: Vec<String>) -> PyResult<()> {
+        let Peers::Only(set) = self.peers_arg(Some(peers))? else { unreachable!() };
+        self.fault(py, FaultCommand::GroupPartition(set.into_iter().collect()))
+    }
+
+    /// Undoes the group partition only (LocalCluster.heal).
+    fn fault_heal_group(&self, py: Python<'_>) -> PyResult<()> {
         self.fault(py, FaultCommand::Heal)
+    }
+
+    /// Makes the engine's task panic (tests of how a node reports a dead engine).
+    fn _inject_engine_panic(&self, py: Python<'_>) -> PyResult<()> {
+        let _ = self.with_node(py, |node| node.fault(FaultCommand::InjectPanic))?;
+        Ok(())
+    }
+
+    /// Why the engine's task died, if it did in this run.
+    #[getter]
+    fn failure(&self) -> Option<String> {
+        self.shared.failure()
     }
 
     fn faults_active<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

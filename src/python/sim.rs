@@ -1,7 +1,9 @@
 //! `quorate.Simulation` and `failover_trials`: the deterministic simulator from Python.
 
+use std::time::{Duration, Instant};
+
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::convert::{
     config_err, config_error, election_timeout_arg, heartbeat_interval_arg, max_clock_drift_arg, members_from_py,
@@ -27,9 +29,149 @@ fn span_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<std::time::Duration>
     secs(name, seconds_arg(name, obj)?)
 }
 
+/// Wall time between two checks for Ctrl-C (and progress updates) during a long run: the issue
+/// asks for at least every 100 ms.
+const SIGNAL_CHECK: Duration = Duration::from_millis(50);
+/// A run that has taken this much wall time shows a tqdm progress bar, if tqdm is installed.
+const PROGRESS_AFTER: Duration = Duration::from_secs(2);
+/// Simulated items handled between two looks at the wall clock (a look costs ~25 ns).
+const ITEMS_PER_CLOCK_LOOK: u32 = 256;
+
+/// Python's `repr` of a str (quotes and escapes as Python writes them, never Rust's `Some(..)`).
+fn py_str_repr(py: Python<'_>, s: &str) -> String {
+    PyString::new(py, s)
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| format!("'{s}'"))
+}
+
+fn py_opt_repr(py: Python<'_>, s: Option<&str>) -> String {
+    s.map_or_else(|| "None".to_string(), |s| py_str_repr(py, s))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#x27;")
+}
+
+/// A tqdm progress bar over virtual seconds, shown once a run has taken `PROGRESS_AFTER` of wall
+/// time, when `tqdm` can be imported (`tqdm.auto`, so a notebook gets its widget); never an error.
+struct Progress {
+    bar: Option<Py<PyAny>>,
+    tried: bool,
+    shown: f64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress { bar: None, tried: false, shown: 0.0 }
+    }
+
+    /// Shows `done` of `total` virtual seconds. A failing tqdm never fails the run, but an
+    /// exception that is not an `Exception` (KeyboardInterrupt from a Ctrl-C that Python handled
+    /// while running tqdm's code, SystemExit) is passed on, never swallowed.
+    fn update(&mut self, py: Python<'_>, started: Instant, done: f64, total: f64, what: &str) -> PyResult<()> {
+        if self.bar.is_none() && !self.tried && started.elapsed() >= PROGRESS_AFTER {
+            self.tried = true;
+            let made = (|| -> PyResult<Py<PyAny>> {
+                let tqdm = py.import("tqdm.auto")?.getattr("tqdm")?;
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("total", total)?;
+                kwargs.set_item("unit", "s")?;
+                kwargs.set_item("desc", what)?;
+                kwargs.set_item("leave", false)?;
+                Ok(tqdm.call((), Some(&kwargs))?.unbind())
+            })();
+            match made {
+                Ok(bar) => self.bar = Some(bar),
+                Err(e) => pass_on_interrupts(py, e)?,
+            }
+        }
+        if let Some(bar) = &self.bar {
+            let delta = done - self.shown;
+            if delta > 0.0 {
+                match bar.call_method1(py, "update", (delta,)) {
+                    Ok(_) => self.shown = done,
+                    Err(e) => pass_on_interrupts(py, e)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
+        match self.bar.take() {
+            Some(bar) => bar.call_method0(py, "close").map(drop).or_else(|e| pass_on_interrupts(py, e)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Ignores an ordinary exception (from an optional helper such as tqdm) but returns a
+/// KeyboardInterrupt, SystemExit or other non-`Exception` as the error it is.
+fn pass_on_interrupts(py: Python<'_>, e: PyErr) -> PyResult<()> {
+    if e.is_instance_of::<pyo3::exceptions::PyException>(py) {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// The same election engine in virtual time: deterministic for a given seed and sequence of calls.
+///
+/// `members` is a count (nodes n1..nN, default 5) or a sequence of ids. Times are seconds of
+/// virtual time (`now`, `Event.at`); nothing waits on the wall clock. `latency` is the (min, max)
+/// one-way message delay, `drop_rate` and `duplicate_rate` probabilities in [0, 1]; the other
+/// options are those of `quorate.Node`. Raises ConfigError (a ValueError) for a bad argument,
+/// naming it. Long runs (`run_for`, `run_until_leader`) can be interrupted with Ctrl-C and show a
+/// tqdm progress bar after 2 s of wall time when tqdm is installed.
 #[pyclass(name = "Simulation", module = "quorate")]
 pub struct PySimulation {
     sim: Simulation,
+}
+
+impl PySimulation {
+    /// Runs to the virtual instant `until` (nanoseconds), or until a leader is agreed when
+    /// `until_leader`, in slices of at most `SIGNAL_CHECK` of wall time: between slices it checks
+    /// for Ctrl-C (KeyboardInterrupt, leaving the simulation at the instant reached) and updates the
+    /// progress bar. Slicing does not change the result: items are handled in the same order.
+    fn run_sliced(&mut self, py: Python<'_>, until: u64, until_leader: bool, what: &str) -> PyResult<()> {
+        let started = Instant::now();
+        let from = self.sim.now().as_secs_f64();
+        let total = (until as f64 / 1e9 - from).max(0.0);
+        let mut progress = Progress::new();
+        let result = loop {
+            let slice_end = Instant::now() + SIGNAL_CHECK;
+            let sim = &mut self.sim;
+            let stopped_early = py.detach(|| {
+                let mut items = 0u32;
+                sim.run_until(until, |s| {
+                    if until_leader && s.leader().is_some() {
+                        return true;
+                    }
+                    items = items.wrapping_add(1);
+                    items % ITEMS_PER_CLOCK_LOOK == 0 && Instant::now() >= slice_end
+                })
+            });
+            if !stopped_early || (until_leader && self.sim.leader().is_some()) {
+                break Ok(());
+            }
+            if let Err(e) = progress
+                .update(py, started, self.sim.now().as_secs_f64() - from, total, what)
+                .and_then(|()| py.check_signals())
+            {
+                break Err(e);
+            }
+        };
+        // Show where the run ended, then close the bar; the run's own error comes first.
+        let shown = progress.update(py, started, self.sim.now().as_secs_f64() - from, total, what);
+        let closed = progress.close(py);
+        result.and(shown).and(closed)
+    }
+
+    fn until(&self, span: Duration) -> u64 {
+        let now = u64::try_from(self.sim.now().as_nanos()).unwrap_or(u64::MAX);
+        now.saturating_add(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX))
+    }
 }
 
 #[pymethods]
@@ -75,35 +217,58 @@ impl PySimulation {
         self.sim.now().as_secs_f64()
     }
 
+    /// The node ids, in order (a list of str).
     #[getter]
     fn members(&self) -> Vec<String> {
         self.sim.members().to_vec()
     }
 
+    /// Advances virtual time by `seconds`, handling every timer and message due meanwhile; returns
+    /// None. The GIL is released while it runs; Ctrl-C interrupts it within 100 ms of wall time
+    /// (KeyboardInterrupt; the simulation stays usable, at the instant reached). A run that takes
+    /// over 2 s of wall time shows a tqdm progress bar if tqdm is installed. ConfigError for a
+    /// negative, non-finite or non-numeric `seconds`.
+    #[pyo3(text_signature = "($self, seconds)")]
     fn run_for(&mut self, py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
         let span = span_arg("seconds", seconds)?;
-        py.detach(|| self.sim.run_for(span));
-        Ok(())
+        let until = self.until(span);
+        self.run_sliced(py, until, false, "Simulation.run_for")
     }
 
+    /// Runs until a leader is agreed by every live node and holds its lease, for at most `timeout`
+    /// virtual seconds; returns its id, or None if there was none by then (returns at once if
+    /// there already is one). Interruptible with Ctrl-C like `run_for`. ConfigError for a bad
+    /// `timeout`.
+    #[pyo3(text_signature = "($self, timeout)")]
     fn run_until_leader(&mut self, py: Python<'_>, timeout: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
         let span = span_arg("timeout", timeout)?;
-        Ok(py.detach(|| self.sim.run_until_leader(span)))
+        if let Some(l) = self.sim.leader() {
+            return Ok(Some(l.clone()));
+        }
+        let until = self.until(span);
+        self.run_sliced(py, until, true, "Simulation.run_until_leader")?;
+        Ok(self.sim.leader().cloned())
     }
 
-    /// The leader every live node agrees on, or None.
+    /// The id of the leader every live node agrees on and that holds its lease now, or None.
     fn leader(&self) -> Option<String> {
         self.sim.leader().cloned()
     }
 
+    /// Crashes node `id` now: it loses its volatile state and its messages in flight are lost;
+    /// its term and vote are kept for `restart`. ConfigError for an unknown id.
     fn crash(&mut self, id: &str) -> PyResult<()> {
         self.sim.crash(id).map_err(config_error)
     }
 
+    /// Restarts a crashed node from its kept term and vote. ConfigError for an unknown id.
     fn restart(&mut self, id: &str) -> PyResult<()> {
         self.sim.restart(id).map_err(config_error)
     }
 
+    /// Splits the nodes into groups that cannot reach one another, e.g.
+    /// `partition(["n1", "n2"], ["n3", "n4", "n5"])`; unnamed nodes form one more group. Returns
+    /// None. ConfigError for an unknown id, an id in two groups, or a str given as a group.
     #[pyo3(signature = (*groups))]
     fn partition(&mut self, groups: &Bound<'_, PyTuple>) -> PyResult<()> {
         let mut parsed = Vec::with_capacity(groups.len());
@@ -119,6 +284,8 @@ impl PySimulation {
         self.sim.partition(&parsed).map_err(config_error)
     }
 
+    /// Cuts node `id` off from every other node (both directions) until `heal()`. ConfigError for
+    /// an unknown id.
     fn isolate(&mut self, id: &str) -> PyResult<()> {
         self.sim.isolate(id).map_err(config_error)
     }
@@ -128,30 +295,44 @@ impl PySimulation {
         self.sim.heal();
     }
 
+    /// Freezes node `id` for `seconds` of virtual time (no timers, no message handling; messages
+    /// queue and are handled when it resumes), as SIGSTOP would. ConfigError for an unknown id or a
+    /// bad `seconds`.
     fn pause(&mut self, id: &str, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
         let span = span_arg("seconds", seconds)?;
         self.sim.pause(id, span).map_err(config_error)
     }
 
+    /// Ends a pause of node `id` early. ConfigError for an unknown id.
     fn resume(&mut self, id: &str) -> PyResult<()> {
         self.sim.resume(id).map_err(config_error)
     }
 
+    /// Makes node `id`'s clock run `factor` times as fast as virtual time (1.0 is exact; within
+    /// `1 +- max_clock_drift` the lease stays safe). ConfigError for an unknown id or a factor
+    /// that is not a positive finite number.
     fn set_clock_rate(&mut self, id: &str, factor: &Bound<'_, PyAny>) -> PyResult<()> {
         let factor = number_arg("factor", factor)?;
         self.sim.set_clock_rate(id, factor).map_err(config_error)
     }
 
+    /// The probability in [0, 1] that the network drops each message from now on. ConfigError
+    /// outside [0, 1].
     fn set_drop_rate(&mut self, rate: &Bound<'_, PyAny>) -> PyResult<()> {
         let rate = number_arg("rate", rate)?;
         self.sim.set_drop_rate(rate).map_err(config_error)
     }
 
+    /// The probability in [0, 1] that the network delivers each message twice from now on.
+    /// ConfigError outside [0, 1].
     fn set_duplicate_rate(&mut self, rate: &Bound<'_, PyAny>) -> PyResult<()> {
         let rate = number_arg("rate", rate)?;
         self.sim.set_duplicate_rate(rate).map_err(config_error)
     }
 
+    /// Node `id` now, as a dict: `node_id`, `role` ("stopped" while crashed), `term`,
+    /// `voted_for`, `leader`, `is_leader`, `fencing_token`, `lease_remaining` (virtual seconds or
+    /// None), `up`, `paused`, `clock_rate`. ConfigError for an unknown id.
     fn status<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyDict>> {
         let s = self.sim.status(id).map_err(config_error)?;
         let d = PyDict::new(py);
@@ -169,11 +350,16 @@ impl PySimulation {
         Ok(d)
     }
 
+    /// Every event so far, in order, as a list of `Event` (`at` in virtual seconds). The same seed
+    /// and the same calls give the identical list.
     #[getter]
     fn events(&self) -> Vec<PyEvent> {
         self.sim.events().iter().map(PyEvent::from_sim).collect()
     }
 
+    /// Counters so far, as a dict of ints: `messages_sent`, `messages_delivered`,
+    /// `messages_dropped`, `messages_duplicated`, `elections_started`, `leaders_elected`,
+    /// `crashes`, `restarts`.
     #[getter]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.sim.stats();
@@ -189,17 +375,59 @@ impl PySimulation {
         Ok(d)
     }
 
-    /// Raises SafetyViolation naming the first violation seen so far.
+    /// Returns None if every guarantee held so far (at most one leader per term, no two nodes
+    /// leading at one instant, terms never going down, ...); raises SafetyViolation (an
+    /// AssertionError) naming the first violation otherwise.
     fn check(&self) -> PyResult<()> {
         self.sim.check().map_err(|v| SafetyViolation::new_err(v.to_string()))
     }
 
-    fn __repr__(&self) -> String {
+    /// `Simulation(members=['n1', ...], now=1.234, leader='n3')`: virtual seconds, and the agreed
+    /// leader or None, in Python's own notation.
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let members: Vec<String> = self.sim.members().iter().map(|m| py_str_repr(py, m)).collect();
         format!(
-            "Simulation(members={:?}, now={:.3}, leader={:?})",
-            self.sim.members(),
+            "Simulation(members=[{}], now={:.3}, leader={})",
+            members.join(", "),
             self.sim.now().as_secs_f64(),
-            self.sim.leader()
+            py_opt_repr(py, self.sim.leader().map(String::as_str))
+        )
+    }
+
+    /// A small HTML table for notebooks: each node's role, term, leader, lease and faults (down,
+    /// paused, clock rate), under a caption with the virtual time and the agreed leader.
+    fn _repr_html_(&self) -> String {
+        let mut rows = String::new();
+        for id in self.sim.members() {
+            let Ok(s) = self.sim.status(id) else { continue };
+            let mut faults = Vec::new();
+            if !s.up {
+                faults.push("crashed".to_string());
+            }
+            if s.paused {
+                faults.push("paused".to_string());
+            }
+            if s.clock_rate != 1.0 {
+                faults.push(format!("clock x{}", s.clock_rate));
+            }
+            let lease = s.lease_remaining.map_or(String::new(), |l| format!("{:.3}", l.as_secs_f64()));
+            let style = if s.is_leader { " style=\"font-weight:bold\"" } else { "" };
+            rows.push_str(&format!(
+                "<tr{style}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                html_escape(&s.node_id),
+                s.role.map_or("stopped", |r| r.name()),
+                s.term,
+                html_escape(s.leader.as_deref().unwrap_or("")),
+                lease,
+                html_escape(&faults.join(", ")),
+            ));
+        }
+        format!(
+            "<table><caption>Simulation at {:.3} s (virtual), leader: {}</caption><thead><tr><th>node</th>\
+             <th>role</th><th>term</th><th>leader</th><th>lease left (s)</th><th>faults</th></tr></thead>\
+             <tbody>{rows}</tbody></table>",
+            self.sim.now().as_secs_f64(),
+            html_escape(self.sim.leader().map_or("None", String::as_str)),
         )
     }
 }

@@ -19,8 +19,10 @@ use super::durable::DurableState;
 use super::log_limit::{suppressed_note, LogLimiter};
 use super::node::{Command, FaultCommand, NodeConfig, Outbox};
 use super::shared::{EventRecord, Health, Shared, Snapshot};
-use crate::engine::{Config, DemoteReason, EventKind, HardState, Message, NodeId, Output, Raft, Role, Term};
-use crate::faults::Faults;
+use super::transport::refused;
+use super::wire::Rejection;
+use crate::engine::{Config, DemoteReason, EventKind, HardState, Message, NodeId, Output, Engine, Role, Term};
+use crate::faults::{Faults, NodeClock};
 
 /// Messages held back by a delay fault at once.
 const MAX_DELAYED: u64 = 4096;
@@ -29,39 +31,40 @@ const STORAGE_RETRY: Duration = Duration::from_secs(1);
 /// How long a graceful stop lets the hand-off message reach the wire.
 const HANDOFF_FLUSH: Duration = Duration::from_millis(200);
 
-/// A node's clock: `local = base_local + (real - base_real) * rate`; the clock-rate fault changes
-/// `rate` without a jump.
+/// This node's clock: the fault model's `NodeClock` over real nanoseconds since `epoch`.
 #[derive(Debug, Clone, Copy)]
 struct LocalClock {
-    base_real: Instant,
-    base_local: Duration,
-    rate: f64,
+    epoch: Instant,
+    clock: NodeClock,
 }
 
 impl LocalClock {
+    fn new() -> LocalClock {
+        LocalClock { epoch: Instant::now(), clock: NodeClock::default() }
+    }
+
+    fn real_nanos(&self, real: Instant) -> u64 {
+        real.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
     fn now(&self) -> Duration {
-        self.at(Instant::now())
+        self.clock.local(self.real_nanos(Instant::now()))
     }
 
-    fn at(&self, real: Instant) -> Duration {
-        self.base_local + real.saturating_duration_since(self.base_real).mul_f64(self.rate)
-    }
-
+    /// The real instant at which the local clock reads `local`.
     fn real(&self, local: Duration) -> Instant {
-        self.base_real + local.saturating_sub(self.base_local).div_f64(self.rate)
+        self.epoch + Duration::from_nanos(self.clock.real_at(local))
     }
 
     fn set_rate(&mut self, rate: f64) {
-        let now = Instant::now();
-        self.base_local = self.at(now);
-        self.base_real = now;
-        self.rate = rate;
+        let now = self.real_nanos(Instant::now());
+        self.clock.set_rate(now, rate);
     }
 }
 
 pub(super) struct Driver {
     cfg: NodeConfig,
-    engine: Raft,
+    engine: Engine,
     durable: Option<DurableState>,
     /// The last hard state known to be durable: the engine restarts from it if a write fails.
     durable_hard: HardState,
@@ -91,13 +94,13 @@ impl Driver {
         shared: Arc<Shared>,
         outboxes: BTreeMap<NodeId, Outbox>,
     ) -> Driver {
-        let engine = Raft::new(cfg.engine.clone(), hard.clone());
-        let rng = Pcg64Mcg::seed_from_u64(crate::sim::mix(cfg.engine.seed, 0xfa17));
+        let engine = Engine::new(cfg.engine.clone(), hard.clone());
+        let rng = Pcg64Mcg::seed_from_u64(crate::seed::mix(cfg.engine.seed, 0xfa17));
         Driver {
             engine,
             durable,
             durable_hard: hard,
-            clock: LocalClock { base_real: Instant::now(), base_local: Duration::ZERO, rate: 1.0 },
+            clock: LocalClock::new(),
             faults: Faults::default(),
             rng,
             shared,
@@ -205,9 +208,12 @@ impl Driver {
                 self.faults.set_clock_rate(rate)?;
                 self.clock.set_rate(rate);
             }
-            FaultCommand::Heal => {
+            FaultCommand::GroupPartition(peers) => self.faults.set_group_partition(peers.into_iter().collect()),
+            FaultCommand::Heal => self.faults.heal(),
+            FaultCommand::InjectPanic => panic!("injected by a test (InjectPanic)"),
+            FaultCommand::Clear => {
                 self.resume(inbox);
-                self.faults.heal();
+                self.faults.clear();
                 self.clock.set_rate(1.0);
             }
         }
@@ -232,17 +238,17 @@ impl Driver {
             self.shared.bump(&self.shared.counters.messages_dropped);
             return;
         }
+        if !self.engine.plausible(&message) {
+            let why = Rejection::ImplausibleTerm { ours: self.engine.term(), theirs: message.term() };
+            return refused(&self.shared, &self.cfg.engine.id, &from, &why);
+        }
         self.shared.bump(&self.shared.counters.messages_received);
         let now = Instant::now();
-        let is_heartbeat = matches!(message, Message::Heartbeat { .. });
         let outputs = self.engine.step(self.clock.now(), &from, message);
         self.carry_out(outputs);
         self.publish_state(|s| {
             if let Some(p) = s.peers.get_mut(&from) {
                 p.last_contact = Some(now);
-            }
-            if is_heartbeat {
-                s.last_heartbeat = Some(now);
             }
         });
     }
@@ -321,10 +327,10 @@ impl Driver {
 
     /// An engine restarted from the last durable state: as after a crash, it grants no vote for
     /// a minimum election timeout.
-    fn fresh_engine(&mut self) -> Raft {
+    fn fresh_engine(&mut self) -> Engine {
         self.boots += 1;
-        let cfg = Config { seed: crate::sim::mix(self.cfg.engine.seed, self.boots), ..self.cfg.engine.clone() };
-        Raft::new(cfg, self.durable_hard.clone())
+        let cfg = Config { seed: crate::seed::mix(self.cfg.engine.seed, self.boots), ..self.cfg.engine.clone() };
+        Engine::new(cfg, self.durable_hard.clone())
     }
 
     fn send(&mut self, to: NodeId, message: Message) {
@@ -374,6 +380,7 @@ impl Driver {
     fn publish_state(&mut self, more: impl FnOnce(&mut Snapshot)) {
         let state = self.engine.state();
         let lease_until = state.lease_expiry.map(|e| self.clock.real(e));
+        let last_heartbeat = state.leader_contact.map(|c| self.clock.real(c));
         let (health, last_error) = match &self.storage_error {
             Some(e) => (Health::Degraded, Some(e.clone())),
             None => (Health::Ok, None),
@@ -387,6 +394,7 @@ impl Driver {
                 s.voted_for = state.voted_for;
                 s.leader = state.leader;
                 s.lease_until = lease_until;
+                s.last_heartbeat = last_heartbeat;
                 s.health = health;
                 if last_error.is_some() {
                     s.last_error = last_error;

@@ -28,6 +28,8 @@ pub enum DurableError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: corrupt state file ({why}); refusing to start rather than forget a vote")]
     Corrupt { path: PathBuf, why: String },
+    #[error("{path}: missing, in a data_dir that has held a node's state ({LOCK_FILE} is there); refusing to start from term 0, which could vote twice in a term. To reset on purpose, delete {LOCK_FILE} as well")]
+    Missing { path: PathBuf },
     #[error("{path}: the data_dir is in use by {holder}; two nodes must never share one")]
     Locked { path: PathBuf, holder: String },
     #[error("{path}: belongs to node {found_node:?} of cluster {found_cluster:?}, not {node:?} of {cluster:?}")]
@@ -65,7 +67,13 @@ impl DurableState {
     pub fn open(dir: impl Into<PathBuf>, node: &str, cluster: &str) -> Result<(DurableState, HardState), DurableError> {
         let mut d = DurableState::new(dir, node, cluster);
         fs::create_dir_all(&d.dir).map_err(d.io(&d.dir))?;
+        // The lock file is made with the first state file and never removed: if it is here and
+        // the state is not, the state was lost, and starting fresh could vote twice in a term.
+        let held_before = d.dir.join(LOCK_FILE).exists();
         d.lock = Some(d.take_lock()?);
+        if held_before && !d.path().exists() {
+            return Err(DurableError::Missing { path: d.path() });
+        }
         let hard = d.load()?;
         d.save(&hard)?;
         Ok((d, hard))
@@ -218,6 +226,21 @@ mod tests {
         assert!(text.contains(&std::process::id().to_string()) && text.contains(LOCK_FILE), "{text}");
         drop(first);
         DurableState::open(&dir, "a", "c1").expect("the lock is released with the state");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_file_lost_from_a_used_data_dir_is_refused_until_reset_on_purpose() {
+        let dir = tempdir("missing");
+        let (d, _) = DurableState::open(&dir, "a", "c1").unwrap();
+        d.save(&HardState { term: 9, voted_for: Some("b".into()) }).unwrap();
+        drop(d);
+        fs::remove_file(dir.join(STATE_FILE)).unwrap();
+        let err = DurableState::open(&dir, "a", "c1").unwrap_err();
+        assert!(matches!(err, DurableError::Missing { .. }) && err.to_string().contains(LOCK_FILE), "{err}");
+        fs::remove_file(dir.join(LOCK_FILE)).unwrap();
+        let (_, hard) = DurableState::open(&dir, "a", "c1").expect("a deliberate reset starts fresh");
+        assert_eq!(hard, HardState::default());
         fs::remove_dir_all(dir).unwrap();
     }
 

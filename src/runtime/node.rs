@@ -16,7 +16,7 @@ use super::driver::Driver;
 use super::durable::{DurableError, DurableState};
 use super::shared::{PeerInfo, Shared};
 use super::transport::{accept_loop, Dialer};
-use super::wire::Auth;
+use super::wire::{Auth, Group};
 use crate::engine::{Config, DemoteReason, HardState, Message, NodeId, TransferError};
 use crate::faults::Peers;
 
@@ -37,6 +37,13 @@ pub struct NodeConfig {
     pub cluster: String,
 }
 
+impl NodeConfig {
+    /// What a peer must share with this node to be let in.
+    pub fn group(&self) -> Group {
+        Group { cluster: self.cluster.clone(), algorithm: self.engine.algorithm.name().to_string() }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
@@ -48,6 +55,7 @@ pub enum StartError {
 /// A fault request from the outside (Python's `node.faults`).
 #[derive(Debug, Clone)]
 pub enum FaultCommand {
+    /// Cut every link of this node (its own layer of cuts).
     Isolate,
     Partition(Vec<NodeId>),
     Drop { rate: f64, peers: Peers },
@@ -56,7 +64,14 @@ pub enum FaultCommand {
     Pause,
     Resume,
     ClockRate(f64),
+    /// Makes the engine's task panic: only for tests of what a node does when that happens.
+    InjectPanic,
+    /// The peers a group partition puts on the other side (LocalCluster.partition).
+    GroupPartition(Vec<NodeId>),
+    /// Undo the group partition only.
     Heal,
+    /// Clear every fault (`node.faults.heal()` in Python).
+    Clear,
 }
 
 pub(super) enum Command {
@@ -177,12 +192,24 @@ impl RunningNode {
         for (peer, address) in cfg.addresses.iter().filter(|(id, _)| **id != cfg.engine.id) {
             let (tx, rx) = mpsc::channel(OUTBOX);
             outboxes.insert(peer.clone(), tx);
-            let seed = crate::sim::mix(cfg.engine.seed, outboxes.len() as u64);
+            let seed = crate::seed::mix(cfg.engine.seed, outboxes.len() as u64);
             let dial = Dialer::new(&cfg, peer, address, auth.clone(), shared.clone(), seed);
             rt.spawn(dial.run(rx, shutdown_rx.clone()));
         }
         let driver = Driver::new(cfg, hard, durable, shared.clone(), outboxes);
-        let driver = rt.spawn(driver.run(command_rx, inbox_rx, shutdown_rx));
+        let watched = shared.clone();
+        let driver = rt.spawn(async move {
+            // A panic is a bug of ours; the node must say so rather than look alive.
+            let run = std::panic::AssertUnwindSafe(driver.run(command_rx, inbox_rx, shutdown_rx));
+            if let Err(panic) = futures_util::FutureExt::catch_unwind(run).await {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_string());
+                watched.fail(message);
+            }
+        });
         Ok(RunningNode { commands, shutdown, shared, local_addr, driver: Some(driver) })
     }
 
@@ -209,7 +236,11 @@ impl RunningNode {
                 None => true,
             }
         });
-        self.shared.end_run(DemoteReason::Stopped);
+        if self.shared.failure().is_none() {
+            self.shared.end_run(DemoteReason::Stopped);
+        } else {
+            self.shared.publish(|s| s.health = super::shared::Health::Stopped);
+        }
         finished
     }
 

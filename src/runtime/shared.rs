@@ -50,6 +50,8 @@ pub enum Health {
     Ok,
     Degraded,
     Stopped,
+    /// The engine's task died (a bug of ours): the node does nothing until stopped and started.
+    Failed,
 }
 
 impl Health {
@@ -58,6 +60,7 @@ impl Health {
             Health::Ok => "ok",
             Health::Degraded => "degraded",
             Health::Stopped => "stopped",
+            Health::Failed => "failed",
         }
     }
 }
@@ -180,6 +183,8 @@ pub struct Shared {
     running: AtomicBool,
     /// Authentication failures, logged at most once per peer address per window.
     pub auth_log: Mutex<LogLimiter>,
+    /// Why this run's engine task died, if it did.
+    failure: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -192,6 +197,7 @@ impl Shared {
             events_ready: Condvar::new(),
             running: AtomicBool::new(false),
             auth_log: Mutex::new(LogLimiter::default()),
+            failure: Mutex::new(None),
         }
     }
 
@@ -246,6 +252,7 @@ impl Shared {
 
     /// A new run begins: volatile state is reset, counters and queued events are kept.
     pub fn begin_run(&self) {
+        *self.failure.lock().expect("failure lock") = None;
         self.running.store(true, Ordering::Release);
         self.publish(|s| {
             s.role = None;
@@ -283,6 +290,22 @@ impl Shared {
         self.running.store(false, Ordering::Release);
         drop(q);
         self.events_ready.notify_all();
+    }
+
+    /// The engine's task died with `message`: the run ends as a crash does (its leadership, if
+    /// any, closed with reason "crashed"), and the node reports health "failed" until stopped.
+    pub fn fail(&self, message: String) {
+        log::error!("the engine task died: {message}; the node stays stopped until stop() and start()");
+        *self.failure.lock().expect("failure lock") = Some(message.clone());
+        self.end_run(DemoteReason::Crashed);
+        self.publish(|s| {
+            s.health = Health::Failed;
+            s.last_error = Some(format!("the engine task died: {message}"));
+        });
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().expect("failure lock").clone()
     }
 
     pub fn is_running(&self) -> bool {

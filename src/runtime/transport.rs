@@ -16,7 +16,7 @@ use tokio_util::codec::Framed;
 use super::log_limit::suppressed_note;
 use super::node::NodeConfig;
 use super::shared::Shared;
-use super::wire::{self, Auth, Rejection};
+use super::wire::{self, Auth, Group, Rejection};
 use crate::engine::{Message, NodeId};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -70,9 +70,14 @@ async fn serve_inbound(
         Ok(Some(Err(_))) => Err(Rejection::Malformed), // oversized or broken framing
         _ => return,
     };
-    let (peer, dialer_nonce) = match hello.and_then(|h| auth.check_hello(h, &cfg.cluster, me, &cfg.engine.members)) {
+    let (peer, dialer_nonce) = match hello.and_then(|h| auth.check_hello(h, &cfg.group(), me, &cfg.engine.members)) {
         Ok(ok) => ok,
-        Err(why) => return reject(why),
+        Err(why) => {
+            if why.tell_peer() {
+                let _ = framed.send(wire::encode(&wire::Frame::Refused { reason: why.to_string() })).await;
+            }
+            return reject(why);
+        }
     };
     let nonce = wire::fresh_nonce();
     if framed.send(wire::encode(&auth.welcome(&peer, me, dialer_nonce, nonce))).await.is_err() {
@@ -112,7 +117,7 @@ pub struct Dialer {
     me: NodeId,
     peer: NodeId,
     address: String,
-    cluster: String,
+    group: Group,
     auth: Auth,
     shared: Arc<Shared>,
     /// Messages older than this are dropped rather than sent late after a reconnect.
@@ -133,7 +138,7 @@ impl Dialer {
             me: cfg.engine.id.clone(),
             peer: peer.clone(),
             address: address.to_string(),
-            cluster: cfg.cluster.clone(),
+            group: cfg.group(),
             auth,
             shared,
             stale_after: cfg.engine.timing.election_timeout.0,
@@ -184,7 +189,7 @@ impl Dialer {
         let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, wire::codec());
         let nonce = wire::fresh_nonce();
-        let hello = self.auth.hello(&self.cluster, &self.me, &self.peer, nonce);
+        let hello = self.auth.hello(&self.group, &self.me, &self.peer, nonce);
         framed.send(wire::encode(&hello)).await.map_err(|e| format!("hello: {e}"))?;
         let welcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next()).await {
             Ok(Some(Ok(bytes))) => wire::decode(&bytes).map_err(|e| e.to_string())?,

@@ -2,8 +2,10 @@
 //! (tokio-util's length-delimited codec), a versioned handshake carrying the cluster name and both
 //! node ids, and, when the cluster has a secret, HMAC-SHA256 on every frame.
 //!
-//! A connection carries traffic one way: the dialer sends `Hello`, the acceptor answers `Welcome`,
-//! then the dialer sends `Message` frames. Authentication: `Hello` and `Welcome` are MACed with the
+//! A connection carries traffic one way: the dialer sends `Hello` (protocol version, cluster name,
+//! algorithm, both ids), the acceptor answers `Welcome`, then the dialer sends `Message` frames. A
+//! peer of another version, cluster or algorithm is answered `Refused`, naming both sides, so the
+//! operator of either node reads what is wrong; the frame is only informative and changes nothing. Authentication: `Hello` and `Welcome` are MACed with the
 //! secret and bind both nonces, so an old `Welcome` cannot be replayed; messages are MACed with a
 //! per-connection key derived from both nonces and carry a sequence number that must strictly
 //! increase, so a frame replayed on the same connection or onto another one fails.
@@ -16,7 +18,7 @@ use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::engine::{Message, NodeId};
 
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// No frame is larger: an election message is a few dozen bytes.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 pub const NONCE_BYTES: usize = 16;
@@ -26,8 +28,10 @@ type HmacSha256 = Hmac<Sha256>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
-    Hello { version: u16, cluster: String, from: NodeId, to: NodeId, nonce: Nonce, mac: Vec<u8> },
+    Hello { version: u16, cluster: String, algorithm: String, from: NodeId, to: NodeId, nonce: Nonce, mac: Vec<u8> },
     Welcome { nonce: Nonce, mac: Vec<u8> },
+    /// Why an acceptor refused a `Hello` of another version, cluster or algorithm.
+    Refused { reason: String },
     Message { seq: u64, body: Message, mac: Vec<u8> },
 }
 
@@ -54,10 +58,16 @@ pub fn fresh_nonce() -> Nonce {
 pub enum Rejection {
     #[error("malformed frame")]
     Malformed,
-    #[error("protocol version {0}, expected {PROTOCOL_VERSION}")]
-    Version(u16),
-    #[error("cluster {0:?} is not ours")]
-    Cluster(String),
+    #[error("the dialing node speaks protocol version {theirs}, the accepting node {ours}")]
+    Version { ours: u16, theirs: u16 },
+    #[error("the dialing node is of cluster {theirs:?}, the accepting node of cluster {ours:?}")]
+    Cluster { ours: String, theirs: String },
+    #[error("the dialing node runs algorithm {theirs:?}, the accepting node {ours:?}")]
+    Algorithm { ours: String, theirs: String },
+    #[error("the peer refused the handshake: {0}")]
+    RefusedByPeer(String),
+    #[error("term {theirs} is implausibly far ahead of ours ({ours})")]
+    ImplausibleTerm { ours: u64, theirs: u64 },
     #[error("{0:?} is not a member")]
     UnknownPeer(NodeId),
     #[error("addressed to {0:?}, not to this node")]
@@ -75,14 +85,32 @@ impl Rejection {
     pub fn reason(&self) -> &'static str {
         match self {
             Rejection::Malformed => "malformed",
-            Rejection::Version(_) => "version",
-            Rejection::Cluster(_) => "cluster",
+            Rejection::Version { .. } => "version",
+            Rejection::Cluster { .. } => "cluster",
+            Rejection::Algorithm { .. } => "algorithm",
+            Rejection::RefusedByPeer(_) => "refused_by_peer",
+            Rejection::ImplausibleTerm { .. } => "implausible_term",
             Rejection::UnknownPeer(_) => "unknown_peer",
             Rejection::WrongNode(_) => "wrong_node",
             Rejection::BadMac => "bad_mac",
             Rejection::Replay { .. } => "replay",
             Rejection::Unexpected => "unexpected",
         }
+    }
+}
+
+/// What a peer must share with us to be let in: the cluster's name and the election algorithm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub cluster: String,
+    pub algorithm: String,
+}
+
+impl Rejection {
+    /// A refusal worth telling the peer about: it speaks another version, cluster or algorithm,
+    /// which its operator must fix. (Authentication failures tell a forger nothing.)
+    pub fn tell_peer(&self) -> bool {
+        matches!(self, Rejection::Version { .. } | Rejection::Cluster { .. } | Rejection::Algorithm { .. })
     }
 }
 
@@ -123,30 +151,36 @@ impl Auth {
         Auth { secret }
     }
 
-    pub fn hello(&self, cluster: &str, from: &str, to: &str, nonce: Nonce) -> Frame {
+    pub fn hello(&self, group: &Group, from: &str, to: &str, nonce: Nonce) -> Frame {
         let v = PROTOCOL_VERSION.to_le_bytes();
         let mac = self.secret.as_ref().map_or_else(Vec::new, |k| {
-            mac_over(k, &[b"hello", &v, cluster.as_bytes(), from.as_bytes(), to.as_bytes(), &nonce])
+            let (c, a) = (group.cluster.as_bytes(), group.algorithm.as_bytes());
+            mac_over(k, &[b"hello", &v, c, a, from.as_bytes(), to.as_bytes(), &nonce])
         });
-        Frame::Hello { version: PROTOCOL_VERSION, cluster: cluster.into(), from: from.into(), to: to.into(), nonce, mac }
+        Frame::Hello {
+            version: PROTOCOL_VERSION,
+            cluster: group.cluster.clone(),
+            algorithm: group.algorithm.clone(),
+            from: from.into(),
+            to: to.into(),
+            nonce,
+            mac,
+        }
     }
 
-    /// Checks a `Hello` received by `me` of `cluster`; returns the dialer's id and nonce.
-    pub fn check_hello(
-        &self,
-        frame: Frame,
-        cluster: &str,
-        me: &str,
-        members: &[NodeId],
-    ) -> Result<(NodeId, Nonce), Rejection> {
-        let Frame::Hello { version, cluster: theirs, from, to, nonce, mac } = frame else {
+    /// Checks a `Hello` received by `me` of `group`; returns the dialer's id and nonce.
+    pub fn check_hello(&self, frame: Frame, group: &Group, me: &str, members: &[NodeId]) -> Result<(NodeId, Nonce), Rejection> {
+        let Frame::Hello { version, cluster, algorithm, from, to, nonce, mac } = frame else {
             return Err(Rejection::Unexpected);
         };
         if version != PROTOCOL_VERSION {
-            return Err(Rejection::Version(version));
+            return Err(Rejection::Version { ours: PROTOCOL_VERSION, theirs: version });
         }
-        if theirs != cluster {
-            return Err(Rejection::Cluster(theirs));
+        if cluster != group.cluster {
+            return Err(Rejection::Cluster { ours: group.cluster.clone(), theirs: cluster });
+        }
+        if algorithm != group.algorithm {
+            return Err(Rejection::Algorithm { ours: group.algorithm.clone(), theirs: algorithm });
         }
         if to != me {
             return Err(Rejection::WrongNode(to));
@@ -156,7 +190,8 @@ impl Auth {
         }
         if let Some(k) = &self.secret {
             let v = version.to_le_bytes();
-            if !verify(k, &[b"hello", &v, theirs.as_bytes(), from.as_bytes(), to.as_bytes(), &nonce], &mac) {
+            let (c, a) = (cluster.as_bytes(), algorithm.as_bytes());
+            if !verify(k, &[b"hello", &v, c, a, from.as_bytes(), to.as_bytes(), &nonce], &mac) {
                 return Err(Rejection::BadMac);
             }
         }
@@ -172,7 +207,11 @@ impl Auth {
 
     /// Checks the `Welcome` a dialer received; returns the acceptor's nonce.
     pub fn check_welcome(&self, frame: Frame, dialer: &str, acceptor: &str, dialer_nonce: Nonce) -> Result<Nonce, Rejection> {
-        let Frame::Welcome { nonce, mac } = frame else { return Err(Rejection::Unexpected) };
+        let (nonce, mac) = match frame {
+            Frame::Welcome { nonce, mac } => (nonce, mac),
+            Frame::Refused { reason } => return Err(Rejection::RefusedByPeer(reason)),
+            _ => return Err(Rejection::Unexpected),
+        };
         if let Some(k) = &self.secret {
             if !verify(k, &[b"welcome", dialer.as_bytes(), acceptor.as_bytes(), &dialer_nonce, &nonce], &mac) {
                 return Err(Rejection::BadMac);
@@ -228,14 +267,18 @@ impl Session {
 mod tests {
     use super::*;
 
+    fn group(cluster: &str, algorithm: &str) -> Group {
+        Group { cluster: cluster.into(), algorithm: algorithm.into() }
+    }
+
     fn members() -> Vec<NodeId> {
         vec!["a".into(), "b".into(), "c".into()]
     }
 
     fn handshake(dialer_auth: &Auth, acceptor_auth: &Auth) -> Result<(Session, Session), Rejection> {
         let n1 = fresh_nonce();
-        let hello = decode(&encode(&dialer_auth.hello("c1", "a", "b", n1)))?;
-        let (from, dialer_nonce) = acceptor_auth.check_hello(hello, "c1", "b", &members())?;
+        let hello = decode(&encode(&dialer_auth.hello(&group("c1", "raft"), "a", "b", n1)))?;
+        let (from, dialer_nonce) = acceptor_auth.check_hello(hello, &group("c1", "raft"), "b", &members())?;
         let n2 = fresh_nonce();
         let welcome = acceptor_auth.welcome(&from, "b", dialer_nonce, n2);
         let acceptor_nonce = dialer_auth.check_welcome(welcome, "a", "b", n1)?;
@@ -272,19 +315,29 @@ mod tests {
     }
 
     #[test]
-    fn handshakes_check_version_cluster_and_membership() {
+    fn handshakes_check_version_cluster_algorithm_and_membership() {
         let auth = Auth::new(None);
-        let ok = auth.hello("c1", "a", "b", fresh_nonce());
-        assert!(auth.check_hello(ok, "c1", "b", &members()).is_ok());
-        let other_cluster = auth.hello("c2", "a", "b", fresh_nonce());
-        assert_eq!(auth.check_hello(other_cluster, "c1", "b", &members()).err(), Some(Rejection::Cluster("c2".into())));
-        let stranger = auth.hello("c1", "z", "b", fresh_nonce());
-        assert_eq!(auth.check_hello(stranger, "c1", "b", &members()).err(), Some(Rejection::UnknownPeer("z".into())));
-        let misaddressed = auth.hello("c1", "a", "c", fresh_nonce());
-        assert_eq!(auth.check_hello(misaddressed, "c1", "b", &members()).err(), Some(Rejection::WrongNode("c".into())));
-        let Frame::Hello { cluster, from, to, nonce, mac, .. } = auth.hello("c1", "a", "b", fresh_nonce()) else { unreachable!() };
-        let future = Frame::Hello { version: 9, cluster, from, to, nonce, mac };
-        assert_eq!(auth.check_hello(future, "c1", "b", &members()).err(), Some(Rejection::Version(9)));
+        let g = group("c1", "raft");
+        let ok = auth.hello(&g, "a", "b", fresh_nonce());
+        assert!(auth.check_hello(ok, &g, "b", &members()).is_ok());
+        let other_cluster = auth.hello(&group("c2", "raft"), "a", "b", fresh_nonce());
+        let err = auth.check_hello(other_cluster, &g, "b", &members()).unwrap_err();
+        assert_eq!(err, Rejection::Cluster { ours: "c1".into(), theirs: "c2".into() });
+        assert!(err.tell_peer() && err.to_string().contains("\"c1\"") && err.to_string().contains("\"c2\""));
+        let other_algorithm = auth.hello(&group("c1", "bully"), "a", "b", fresh_nonce());
+        let err = auth.check_hello(other_algorithm, &g, "b", &members()).unwrap_err();
+        assert_eq!(err.to_string(), "the dialing node runs algorithm \"bully\", the accepting node \"raft\"");
+        let stranger = auth.hello(&g, "z", "b", fresh_nonce());
+        assert_eq!(auth.check_hello(stranger, &g, "b", &members()).err(), Some(Rejection::UnknownPeer("z".into())));
+        let misaddressed = auth.hello(&g, "a", "c", fresh_nonce());
+        assert_eq!(auth.check_hello(misaddressed, &g, "b", &members()).err(), Some(Rejection::WrongNode("c".into())));
+        let Frame::Hello { cluster, algorithm, from, to, nonce, mac, .. } = auth.hello(&g, "a", "b", fresh_nonce()) else { unreachable!() };
+        let future = Frame::Hello { version: 9, cluster, algorithm, from, to, nonce, mac };
+        let err = auth.check_hello(future, &g, "b", &members()).unwrap_err();
+        assert_eq!(err, Rejection::Version { ours: PROTOCOL_VERSION, theirs: 9 });
+        let refused = Frame::Refused { reason: err.to_string() };
+        assert!(matches!(auth.check_welcome(refused, "a", "b", fresh_nonce()), Err(Rejection::RefusedByPeer(r)) if r.contains("version 9")));
+        assert!(!Rejection::BadMac.tell_peer());
         assert_eq!(decode(b"\xff\xff\xff"), Err(Rejection::Malformed));
     }
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-use super::{mix, SimConfig, Simulation};
+use super::{SimConfig, Simulation};
 use crate::engine::ConfigError;
+use crate::seed::mix;
 
 /// How long one trial waits for a leader, in units of `election_timeout[1]`, before recording
 /// that none came (as infinity).

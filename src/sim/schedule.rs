@@ -6,7 +6,8 @@ use std::time::Duration;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-use super::{mix, SimConfig, Simulation, Violation};
+use super::{SimConfig, Simulation, Violation};
+use crate::seed::mix;
 
 /// How long the faulty part of every schedule runs, in virtual time.
 pub const FAULTY_SPAN: Duration = Duration::from_secs(30);

@@ -1,0 +1,250 @@
+"""Prometheus metrics for quorate nodes, through the official ``prometheus_client`` library.
+
+Needs the ``prometheus`` extra: ``pip install 'quorate[prometheus]'``. Importing this module
+without ``prometheus_client`` raises ImportError saying so.
+
+Add a node's metrics to the ``/metrics`` a service already serves::
+
+    from prometheus_client import REGISTRY
+    from quorate.metrics import QuorateCollector
+
+    REGISTRY.register(QuorateCollector(node))
+
+or serve them alone with :func:`exposition` (what ``Node.metrics_text()`` and the CLI's
+``--status-bind`` ``/metrics`` return). Every value is read from ``Node.status()`` at scrape time:
+the collector keeps no state of its own, so it is always as fresh as the node.
+
+Names follow the Prometheus conventions: a ``quorate_`` prefix, ``_total`` on counters,
+``_seconds`` on durations (base units: seconds, never milliseconds), and a ``node`` label on every
+sample, so that the nodes of a :class:`~quorate.LocalCluster` (or several nodes given together)
+are told apart. The families:
+
+========================================  =======  ===========================================
+name                                      type     labels, meaning
+========================================  =======  ===========================================
+``quorate_node_info``                     gauge    ``node, address, algorithm``; always 1
+``quorate_term``                          gauge    the node's current term
+``quorate_is_leader``                     gauge    1 while it leads AND holds its lease
+``quorate_role``                          gauge    ``role``; 1 for the current role, 0 for the rest
+``quorate_healthy``                       gauge    1 while ``status().health == "ok"``
+``quorate_health``                        gauge    ``state`` (ok, degraded, stopped); 1 for the current
+``quorate_lease_remaining_seconds``       gauge    seconds left on the leader's lease (0 if none)
+``quorate_last_heartbeat_age_seconds``    gauge    seconds since the leader was last heard (absent if never)
+``quorate_elections_started_total``       counter  elections (campaigns) this node started
+``quorate_elections_won_total``           counter  elections this node won
+``quorate_leader_changes_total``          counter  times the leader this node knows changed
+``quorate_messages_sent_total``           counter  messages sent to peers
+``quorate_messages_received_total``       counter  messages received from peers
+``quorate_messages_dropped_total``        counter  messages dropped (full queues, injected faults)
+``quorate_messages_rejected_total``       counter  ``reason``; frames and handshakes refused, by reason
+``quorate_peer_connected``                gauge    ``peer``; 1 while the connection to the peer is up
+``quorate_peer_last_contact_age_seconds`` gauge    ``peer``; seconds since the peer was last heard
+``quorate_fault_active``                  gauge    ``fault``; 1 for each injected fault in force
+========================================  =======  ===========================================
+
+Counters count from the node's construction (a restart of the same ``Node`` object keeps them;
+a new process starts again at 0, which Prometheus's ``rate()`` handles as a counter reset).
+``quorate_messages_rejected_total`` carries a sample for every known reason, 0 until it happens,
+so that ``rate()`` and alerts work from the first scrape; summed over ``reason`` it equals
+``status().messages_rejected``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+try:
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
+except ImportError as _missing:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(
+        "quorate.metrics needs prometheus_client, an optional dependency: pip install 'quorate[prometheus]' "
+        f"({_missing})"
+    ) from _missing
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .cluster import LocalCluster
+    from .node import Node, Status
+
+__all__ = ["QuorateCollector", "exposition", "CONTENT_TYPE", "REJECTION_REASONS"]
+
+#: The Content-Type header to serve :func:`exposition`'s bytes with (prometheus_client's own).
+CONTENT_TYPE: str = CONTENT_TYPE_LATEST
+
+#: Every reason a node counts in ``status().rejected_by_reason``: exported at 0 until seen.
+REJECTION_REASONS: Tuple[str, ...] = (
+    "malformed",
+    "version",
+    "cluster",
+    "unknown_peer",
+    "wrong_node",
+    "bad_mac",
+    "replay",
+    "unexpected",
+    "refused_by_peer",
+)
+
+_ROLES = ("follower", "pre_candidate", "candidate", "leader", "stopped")
+_HEALTH = ("ok", "degraded", "stopped")
+
+# The plain counters of Status: (attribute, metric name without _total, help text).
+_COUNTERS: Tuple[Tuple[str, str, str], ...] = (
+    ("elections_started", "quorate_elections_started", "Elections (campaigns) this node started."),
+    ("elections_won", "quorate_elections_won", "Elections this node won."),
+    ("leader_changes", "quorate_leader_changes", "Times the leader known to this node changed."),
+    ("messages_sent", "quorate_messages_sent", "Messages this node sent to its peers."),
+    ("messages_received", "quorate_messages_received", "Messages this node received from its peers."),
+    ("messages_dropped", "quorate_messages_dropped", "Messages dropped (full queues or injected faults)."),
+)
+
+NodeSource = Union["Node", "LocalCluster", Iterable["Node"]]
+
+
+def _nodes_of(source: Any) -> Callable[[], List["Node"]]:
+    """How to list the nodes of `source` at scrape time (a cluster's nodes are read each time)."""
+    from .cluster import LocalCluster
+    from .node import Node
+
+    if isinstance(source, Node):
+        return lambda: [source]
+    if isinstance(source, LocalCluster):
+        return lambda: list(source.nodes.values())
+    if isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
+        raise TypeError(f"QuorateCollector: expected a Node, a LocalCluster or nodes, got {source!r}")
+    if isinstance(source, dict):
+        source = source.values()
+    nodes = list(source)
+    for n in nodes:
+        if not isinstance(n, Node):
+            raise TypeError(f"QuorateCollector: expected Node objects, got {n!r}")
+    return lambda: nodes
+
+
+class QuorateCollector(Collector):
+    """A ``prometheus_client`` collector of quorate metrics, registrable with any registry.
+
+    ``source`` is a :class:`~quorate.Node`, a :class:`~quorate.LocalCluster` (one label set per
+    node, ``node="n1"`` ...; nodes are listed at every scrape) or an iterable of nodes. Each scrape
+    calls ``status()`` on every node once (cheap: no round trip to the engine) and yields the
+    families listed in the module documentation; a stopped node still reports, with
+    ``role="stopped"`` and ``health="stopped"``.
+
+    ``describe()`` names the families, so registering two collectors of quorate metrics in one
+    registry raises ``ValueError`` (prometheus_client's duplicate check): to cover several nodes in
+    one process, give them to one collector.
+
+    Raises TypeError for a ``source`` that is none of the above.
+    """
+
+    def __init__(self, source: NodeSource) -> None:
+        self._nodes = _nodes_of(source)
+
+    def describe(self) -> Iterable[Metric]:
+        """The metric families this collector yields, without samples (for the registry's
+        duplicate check; calls no node)."""
+        return list(self._families())
+
+    def collect(self) -> Iterable[Metric]:
+        """One family per metric, each with a sample per node (see the module documentation).
+        Raises whatever ``Node.status()`` raises (QuorateError in a forked child)."""
+        statuses: List[Tuple["Node", "Status"]] = [(n, n.status()) for n in self._nodes()]
+        return list(self._families(statuses))
+
+    def _families(self, statuses: Sequence[Tuple["Node", "Status"]] = ()) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "quorate_node_info", "Constant 1, labelled with the node's address and algorithm.",
+            labels=["node", "address", "algorithm"],
+        )
+        term = GaugeMetricFamily("quorate_term", "The node's current term.", labels=["node"])
+        is_leader = GaugeMetricFamily(
+            "quorate_is_leader", "1 while this node leads and holds its lease, else 0.", labels=["node"]
+        )
+        role = GaugeMetricFamily(
+            "quorate_role", "1 for the node's current role, 0 for the others.", labels=["node", "role"]
+        )
+        healthy = GaugeMetricFamily(
+            "quorate_healthy", "1 while health is ok; 0 while degraded (cannot persist) or stopped.", labels=["node"]
+        )
+        health = GaugeMetricFamily(
+            "quorate_health", "1 for the node's current health state, 0 for the others.", labels=["node", "state"]
+        )
+        lease = GaugeMetricFamily(
+            "quorate_lease_remaining_seconds", "Seconds left on this node's leader lease (0 without one).",
+            labels=["node"],
+        )
+        heartbeat = GaugeMetricFamily(
+            "quorate_last_heartbeat_age_seconds", "Seconds since this node last heard a leader's heartbeat.",
+            labels=["node"],
+        )
+        counters = [(attr, CounterMetricFamily(name, text, labels=["node"])) for attr, name, text in _COUNTERS]
+        rejected = CounterMetricFamily(
+            "quorate_messages_rejected",
+            "Frames and handshakes refused (authentication, cluster name, version, size, ...), by reason.",
+            labels=["node", "reason"],
+        )
+        connected = GaugeMetricFamily(
+            "quorate_peer_connected", "1 while the connection to the peer is up.", labels=["node", "peer"]
+        )
+        contact = GaugeMetricFamily(
+            "quorate_peer_last_contact_age_seconds", "Seconds since this node last heard from the peer.",
+            labels=["node", "peer"],
+        )
+        faults = GaugeMetricFamily(
+            "quorate_fault_active", "1 for each fault injected into this node that is in force.",
+            labels=["node", "fault"],
+        )
+        for node, s in statuses:
+            nid = s.node_id
+            info.add_metric([nid, node.address, node.algorithm], 1)
+            term.add_metric([nid], s.term)
+            is_leader.add_metric([nid], int(s.is_leader))
+            for r in _ROLES if s.role in _ROLES else (*_ROLES, s.role):
+                role.add_metric([nid, r], int(s.role == r))
+            healthy.add_metric([nid], int(s.health == "ok"))
+            for h in _HEALTH if s.health in _HEALTH else (*_HEALTH, s.health):
+                health.add_metric([nid, h], int(s.health == h))
+            lease.add_metric([nid], s.lease_remaining or 0.0)
+            if s.last_heartbeat_age is not None:
+                heartbeat.add_metric([nid], s.last_heartbeat_age)
+            for attr, family in counters:
+                family.add_metric([nid], getattr(s, attr))
+            by_reason: Dict[str, int] = {r: 0 for r in REJECTION_REASONS}
+            by_reason.update(s.rejected_by_reason)
+            for reason, n in sorted(by_reason.items()):
+                rejected.add_metric([nid, reason], n)
+            for peer, p in sorted(s.peers.items()):
+                connected.add_metric([nid, peer], int(p.connected))
+                if p.last_contact_age is not None:
+                    contact.add_metric([nid, peer], p.last_contact_age)
+            for fault in sorted(s.faults):
+                faults.add_metric([nid, fault], 1)
+        yield info
+        yield term
+        yield is_leader
+        yield role
+        yield healthy
+        yield health
+        yield lease
+        yield heartbeat
+        for _, family in counters:
+            yield family
+        yield rejected
+        yield connected
+        yield contact
+        yield faults
+
+    def __repr__(self) -> str:
+        return f"QuorateCollector(nodes={[n.node_id for n in self._nodes()]!r})"
+
+
+def exposition(source: NodeSource) -> bytes:
+    """The Prometheus text exposition of ``source``'s metrics (a Node, a LocalCluster or nodes),
+    as ``prometheus_client.generate_latest`` writes it for a private registry holding one
+    :class:`QuorateCollector`: the body to serve on ``/metrics`` with :data:`CONTENT_TYPE`.
+
+    Returns bytes (UTF-8). Raises TypeError for a bad ``source``, and whatever ``Node.status()``
+    raises."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(QuorateCollector(source))
+    return generate_latest(registry)

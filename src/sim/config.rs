@@ -1,0 +1,76 @@
+//! What a simulation is made from and what it reports: its configuration, its events, its
+//! statistics, and the read-only view of one node.
+
+use std::time::Duration;
+
+use crate::engine::{DemoteReason, EventKind, NodeId, Role, Term, Timing};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    pub members: Vec<NodeId>,
+    pub seed: u64,
+    pub timing: Timing,
+    /// One-way latency, drawn uniformly from `[min, max]` for every copy of every message.
+    pub latency: (Duration, Duration),
+    pub drop_rate: f64,
+    pub duplicate_rate: f64,
+}
+
+impl SimConfig {
+    pub fn new(members: Vec<NodeId>, seed: u64) -> SimConfig {
+        SimConfig {
+            members,
+            seed,
+            timing: Timing::default(),
+            latency: (Duration::from_micros(500), Duration::from_millis(2)),
+            drop_rate: 0.0,
+            duplicate_rate: 0.0,
+        }
+    }
+
+    /// Members `n1..nN`, the names the simulator uses when given a count.
+    pub fn numbered(count: usize, seed: u64) -> SimConfig {
+        SimConfig::new((1..=count).map(|i| format!("n{i}")).collect(), seed)
+    }
+}
+
+/// One event of the history, stamped with virtual time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimEvent {
+    pub at: Duration,
+    pub node: NodeId,
+    pub kind: EventKind,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub fencing_token: Option<Term>,
+    /// Some exactly for `Demoted`: why the leadership ended (`Crashed` comes from the simulator).
+    pub reason: Option<DemoteReason>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub messages_dropped: u64,
+    pub messages_duplicated: u64,
+    pub elections_started: u64,
+    pub leaders_elected: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+}
+
+/// A read-only view of one simulated node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeStatus {
+    pub node_id: NodeId,
+    pub up: bool,
+    pub paused: bool,
+    pub role: Option<Role>,
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+    pub leader: Option<NodeId>,
+    pub is_leader: bool,
+    pub fencing_token: Option<Term>,
+    pub lease_remaining: Option<Duration>,
+    pub clock_rate: f64,
+}

@@ -119,6 +119,7 @@ fn a_forged_frame_with_an_absurd_term_is_refused_and_counted() {
         let welcome = wire::decode(&framed.next().await.unwrap().unwrap()).unwrap();
         let theirs = auth.check_welcome(welcome, "b", "a", nonce).unwrap();
         let mut session = auth.session("b", "a", nonce, theirs);
+        framed.send(wire::encode(&session.ready())).await.unwrap();
         let forged: Frame = session.seal(Message::Heartbeat { term: u64::MAX, seq: 1 });
         framed.send(wire::encode(&forged)).await.unwrap();
     });
@@ -128,4 +129,89 @@ fn a_forged_frame_with_an_absurd_term_is_refused_and_counted() {
     });
     assert_eq!(refused, "1");
     assert!(node.shared.read().term < 1000, "the absurd term was not adopted");
+}
+
+mod hardened_accept {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use quorate::runtime::wire::{self, Auth, Group};
+    use tokio::net::TcpStream;
+    use tokio_util::codec::Framed;
+
+    const SECRET: &[u8] = b"0123456789abcdef";
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    /// Hello and Welcome as peer `from` would do them; Ready only if `ready`.
+    async fn handshake(addr: &str, from: &str, ready: bool) -> Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec> {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut framed = Framed::new(stream, wire::codec());
+        let auth = Auth::new(Some(SECRET.to_vec()));
+        let nonce = wire::fresh_nonce();
+        let group = Group { cluster: "hard-test".into(), algorithm: "raft".into() };
+        framed.send(wire::encode(&auth.hello(&group, from, "a", nonce))).await.unwrap();
+        let welcome = wire::decode(&framed.next().await.unwrap().unwrap()).unwrap();
+        let theirs = auth.check_welcome(welcome, from, "a", nonce).unwrap();
+        if ready {
+            framed.send(wire::encode(&auth.session(from, "a", nonce, theirs).ready())).await.unwrap();
+        }
+        framed
+    }
+
+    /// Whether the node closes the connection within `limit`.
+    async fn closed_within(framed: &mut Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>, limit: Duration) -> bool {
+        matches!(tokio::time::timeout(limit, framed.next()).await, Ok(None) | Ok(Some(Err(_))))
+    }
+
+    fn start(ids: &[&str]) -> (NodeConfig, RunningNode) {
+        let cfg = configs(ids, Some(SECRET), "hard-test").remove(0);
+        let node = RunningNode::start(cfg.clone(), quorate::runtime::new_shared(&cfg)).unwrap();
+        (cfg, node)
+    }
+
+    #[test]
+    fn a_replayed_hello_without_the_session_key_is_closed_at_the_handshake_timeout() {
+        let (cfg, node) = start(&["a", "b", "c"]);
+        rt().block_on(async {
+            let mut replay = handshake(&cfg.bind, "b", false).await;
+            assert!(closed_within(&mut replay, Duration::from_secs(10)).await, "the connection was closed");
+        });
+        assert_eq!(node.shared.counters.rejected_by_reason().get("not_ready"), Some(&1));
+    }
+
+    #[test]
+    fn a_peer_keeps_at_most_two_connections_and_the_newest_wins() {
+        let (cfg, node) = start(&["a", "b", "c"]);
+        rt().block_on(async {
+            let mut first = handshake(&cfg.bind, "b", true).await;
+            let mut second = handshake(&cfg.bind, "b", true).await;
+            let mut third = handshake(&cfg.bind, "b", true).await;
+            assert!(closed_within(&mut first, Duration::from_secs(5)).await, "the oldest was closed");
+            assert!(!closed_within(&mut second, Duration::from_millis(300)).await, "the second stays");
+            assert!(!closed_within(&mut third, Duration::from_millis(300)).await, "the newest stays");
+        });
+        drop(node);
+    }
+
+    #[test]
+    fn half_open_connections_are_capped_and_the_rest_closed_at_once() {
+        let (cfg, node) = start(&["a", "b", "c"]);
+        rt().block_on(async {
+            let mut idle = Vec::new();
+            for _ in 0..100 {
+                idle.push(Framed::new(TcpStream::connect(&cfg.bind).await.unwrap(), wire::codec()));
+            }
+            let mut closed = 0;
+            for f in idle.iter_mut().skip(64) {
+                if closed_within(f, Duration::from_secs(1)).await {
+                    closed += 1;
+                }
+            }
+            assert!(closed >= 30, "connections past the cap are closed at once ({closed} of 36)");
+        });
+        let refused = node.shared.counters.rejected_by_reason().get("too_many_connections").copied().unwrap_or(0);
+        assert!(refused >= 30, "{refused}");
+    }
 }

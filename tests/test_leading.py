@@ -256,6 +256,8 @@ def test_a_blocking_callback_delays_only_later_callbacks(cluster_factory):
     try:
         leader = c.wait_for_leader(ELECT)
         assert blocked.wait(ELECT)
+        # The subscriber (here LocalCluster.history) has the event the callback is stuck on.
+        assert any(e.kind == "elected" and e.node_id == leader for e in c.history)
         node = c.nodes[leader]
         lead = node.wait_until_leading(timeout=ELECT)  # not behind the callback
         assert lead.held and node.is_leader

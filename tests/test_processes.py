@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -144,3 +145,36 @@ def test_ctrl_c_interrupts_a_blocking_wait():
     finally:
         proc.kill()
     assert "KeyboardInterrupt" in err
+
+
+def test_the_status_server_survives_slow_loris_clients(tmp_path):
+    import socket
+
+    ports = free_ports(2)
+    proc = Proc("a", {"a": f"127.0.0.1:{ports[0]}"}, ports[1], str(tmp_path))
+    proc.start()
+    try:
+        wait_until(proc.status, 30.0, "the status server")
+        threads_before = len(os.listdir(f"/proc/{proc.popen.pid}/task"))
+        loris = []
+        for _ in range(60):  # each sends half a request line and then nothing
+            s = socket.create_connection(("127.0.0.1", ports[1]), timeout=5)
+            s.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n")
+            loris.append(s)
+        time.sleep(0.5)
+        threads = len(os.listdir(f"/proc/{proc.popen.pid}/task"))
+        assert threads <= threads_before + 16 + 2, (threads_before, threads)  # capped, not one per client
+        # Idle connections are closed after the handler's timeout; then the server answers again.
+        wait_until(proc.status, 30.0, "/status answered after the idle connections timed out")
+        closed = 0
+        for s in loris:
+            s.settimeout(10)
+            try:
+                closed += s.recv(1) == b""
+            except OSError:
+                closed += 1
+            s.close()
+        assert closed == len(loris)
+    finally:
+        proc.popen.send_signal(signal.SIGTERM)
+        proc.popen.wait(20)

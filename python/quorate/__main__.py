@@ -301,7 +301,32 @@ def _host_port(option: str, text: str) -> Tuple[str, int]:
 
 
 class _StatusServer(ThreadingHTTPServer):
+    """One thread per connection, but at most `max_connections` at once (more are closed at once)
+    and none idle for longer than the handler's timeout: a slow-loris client cannot pile up
+    threads."""
+
     daemon_threads = True
+    max_connections = 16
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind would also look up the host's FQDN, which can stall on DNS.
@@ -318,6 +343,8 @@ def _status_server(node: Node, host: str, port: int) -> _StatusServer:
     """Binds (but does not yet serve) GET /status and /metrics; OSError if the address is busy."""
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = 5.0  # seconds a connection may sit idle before it is closed
+
         def do_GET(self) -> None:  # noqa: N802 - the http.server API
             if self.path == "/status":
                 body = json.dumps(node.status().to_dict()).encode()

@@ -91,6 +91,15 @@ def _ensure_log_forwarder() -> None:
 
 @dataclass(frozen=True)
 class PeerStatus:
+    """How this node sees one peer, in `Status.peers`.
+
+    Attributes:
+        address: The peer's "host:port", as given in `members`.
+        connected: True while this node's outbound connection to the peer is up.
+        last_contact_age: Seconds since this node last received a valid frame from the peer;
+            None if it never did.
+    """
+
     address: str
     connected: bool
     last_contact_age: Optional[float]
@@ -98,6 +107,41 @@ class PeerStatus:
 
 @dataclass(frozen=True)
 class Status:
+    """A consistent snapshot of one node, as `Node.status()` returns it. Times are seconds;
+    counters count from the node's construction (a restart of the same `Node` keeps them).
+
+    Attributes:
+        node_id: This node's id.
+        role: "follower", "pre_candidate", "candidate", "leader" or "stopped".
+        term: The current term (0 before the first election).
+        leader: The leader this node follows or is, or None if it knows none.
+        voted_for: Whom this node voted for in `term`, or None.
+        is_leader: True only while this node leads AND holds its lease.
+        fencing_token: The fencing token while `is_leader`, else None.
+        lease_remaining: Seconds left on this node's leader lease, or None without one.
+        last_heartbeat_age: Seconds since this node last heard from a leader (on a leader, the
+            time it last heard its previous leader); None if it never heard one.
+        peers: Each peer's `PeerStatus`, by id.
+        elections_started: Elections (campaigns) this node started.
+        elections_won: Elections this node won.
+        leader_changes: Times the leader known to this node changed.
+        messages_sent: Messages sent to peers.
+        messages_received: Messages received from peers.
+        messages_rejected: Frames and handshakes refused (authentication, cluster name, version,
+            size, ...); never acted on.
+        messages_dropped: Messages dropped (a full queue, or an injected fault).
+        faults: The injected faults in force (see `Faults.active()`), by name.
+        health: "ok"; "degraded" while the node cannot persist its state (it then neither votes
+            nor campaigns); "failed" if its engine task died (stop() and start() it); "stopped"
+            when it does not run.
+        last_error: The last storage or engine error, if any (kept after recovery, for the
+            operator), else None.
+        rejected_by_reason: `messages_rejected` split by reason ("bad_mac", "cluster", "version",
+            "replay", ...); the values add up to `messages_rejected`.
+        warnings: What is unsafe or abnormal right now, in words (e.g. no secret on a
+            non-loopback address); empty when all is well.
+    """
+
     node_id: str
     role: str
     term: int
@@ -128,6 +172,7 @@ class Status:
     warnings: List[str] = field(default_factory=list)
 
     def to_dict(self) -> Dict[str, Any]:
+        """Every attribute as a plain dict (peers as dicts too), ready for `json.dumps`; a copy."""
         d = dict(self.__dict__)
         d["peers"] = {k: dict(v.__dict__) for k, v in self.peers.items()}
         d["faults"] = dict(self.faults)
@@ -156,6 +201,8 @@ class Subscription:
             loop.call_soon_threadsafe(_resolve, fut)
 
     def close(self) -> None:
+        """Ends the subscription: events already queued can still be read, then iteration stops
+        and `get()` raises SubscriptionClosed. Idempotent; returns None."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -166,6 +213,7 @@ class Subscription:
 
     @property
     def closed(self) -> bool:
+        """True once `close()` was called or the node stopped (events may still be queued)."""
         return self._closed
 
     def get(self, timeout: Optional[float] = None) -> Event:
@@ -220,36 +268,52 @@ def _resolve(fut: "asyncio.Future[None]") -> None:
 
 
 class Faults:
-    """Fault injection inside this node's message layer; never needs its peers' cooperation."""
+    """Fault injection inside this node's message layer (`node.faults`); never needs its peers'
+    cooperation. Every method returns None; each but `crash()`, `heal()` and `active()` raises
+    QuorateError if the node is not running, and ConfigError for a bad argument (naming it).
+    Faults last until `heal()` (or a restart: a crashed node comes back without them)."""
 
     def __init__(self, node: "Node") -> None:
         self._node = node
 
     def isolate(self) -> None:
+        """Cut this node off from every peer, both directions, until `heal()`. Returns None."""
         self._node._core.fault_isolate()
 
     def partition(self, *peer_ids: str) -> None:
-        """Cut both directions between this node and these peers."""
+        """Cut both directions between this node and these peers (ids). ConfigError for an
+        unknown id."""
         self._node._core.fault_partition(list(peer_ids))
 
     def drop(self, rate: float, *, peers: Optional[List[str]] = None) -> None:
+        """Drop each message to and from `peers` (default: every peer) with probability `rate`
+        in [0, 1]. ConfigError for a rate outside [0, 1] or an unknown peer."""
         self._node._core.fault_drop(rate, peers)
 
     def delay(self, seconds: float, *, jitter: float = 0.0, peers: Optional[List[str]] = None) -> None:
+        """Delay each message to `peers` (default: every peer) by `seconds`, plus a random extra
+        of up to `jitter` seconds. ConfigError for a negative or non-finite time or an unknown
+        peer."""
         self._node._core.fault_delay(seconds, jitter, peers)
 
     def duplicate(self, rate: float, *, peers: Optional[List[str]] = None) -> None:
+        """Send each message to `peers` (default: every peer) twice with probability `rate` in
+        [0, 1]. ConfigError for a rate outside [0, 1] or an unknown peer."""
         self._node._core.fault_duplicate(rate, peers)
 
     def pause(self) -> None:
-        """Freeze the engine: no timers, no message handling; messages queue and are handled on resume."""
+        """Freeze the engine, as SIGSTOP would: no timers, no message handling; messages queue
+        and are handled on `resume()`. The lease runs out meanwhile, so `is_leader` turns False."""
         self._node._core.fault_pause()
 
     def resume(self) -> None:
+        """Unfreeze the engine after `pause()`; the messages queued meanwhile are handled now."""
         self._node._core.fault_resume()
 
     def clock_rate(self, factor: float) -> None:
-        """This node's timers run `factor` times as fast."""
+        """This node's timers run `factor` times as fast (1.0: normal). ConfigError outside
+        [0.01, 100]. Beyond `1 +- max_clock_drift` the lease's guarantee no longer holds: that is
+        what the fault is for."""
         self._node._core.fault_clock_rate(factor)
 
     def crash(self) -> None:
@@ -262,6 +326,8 @@ class Faults:
             self._node._core.fault_clear()
 
     def active(self) -> Dict[str, str]:
+        """The faults in force, as a dict of fault name to its setting in words, e.g.
+        `{"drop": "0.1", "paused": "true"}`; empty when none is."""
         return dict(self._node._core.faults_active())
 
 
@@ -273,7 +339,35 @@ class Node:
     `subscribe()`, and the leader-work API: `wait_until_leading()`, `leading()`,
     `run_while_leading()`. Properties read a snapshot the engine publishes on every transition:
     they never wait on the engine, and a transition is published before any callback, event or
-    waiter hears of it. Callbacks run on one dispatcher thread per node, in event order."""
+    waiter hears of it. Callbacks run on one dispatcher thread per node, in event order.
+
+    Args:
+        node_id: This node's id: a non-empty str of at most 64 bytes, one of `members`.
+        members: The id and "host:port" of EVERY member, this node included.
+        bind: The address to listen on; default `members[node_id]`. Port 0 picks a free port
+            (`address` tells which, after `start()`).
+        algorithm: The election algorithm: "raft".
+        election_timeout: The (min, max) seconds a follower waits without hearing a leader before
+            it campaigns, drawn at random in that range.
+        heartbeat_interval: Seconds between a leader's heartbeats; below `election_timeout[0]`.
+        data_dir: Directory for the durable term and vote (created and locked by `start()`).
+            None keeps them in memory only, which is unsafe across restarts, and warns.
+        secret: The shared cluster secret (at least 16 bytes; see `quorate.read_secret`): every
+            frame is then authenticated. None: frames are not authenticated.
+        cluster: The cluster's name; frames of another cluster are refused.
+        pre_vote: Campaign only after a majority said it would vote (keeps a node that was cut
+            off from disrupting the group when it returns).
+        check_quorum: A leader steps down when a majority stops answering.
+        max_clock_drift: The assumed bound on the clock-rate difference between nodes, in
+            [0, 0.5); the lease is shortened by it.
+        priority: A rank hint (raft: a tie-break hint only).
+        on_elected: Called with the `Event` each time this node becomes leader (lease held).
+        on_demoted: Called with the `Event` each time a leadership of this node ends.
+        on_leader_change: Called with the `Event` each time the leader this node knows changes.
+        seed: Fixes this node's timeout randomness (tests, notebooks); None: random.
+
+    Raises ConfigError (a ValueError naming the argument and the rule) for a bad argument. Warns
+    for an even number of members and for a missing `data_dir`."""
 
     def __init__(
         self,
@@ -696,6 +790,12 @@ class Node:
             sub.close()
 
     def _deliver(self, event: Event) -> None:
+        # Subscribers first: a callback that blocks must not hold back an event a subscriber (or
+        # LocalCluster.history) could already have.
+        with self._lock:
+            subs = list(self._subscriptions)
+        for sub in subs:
+            sub._push(event)
         callback = {
             "elected": self._on_elected,
             "demoted": self._on_demoted,
@@ -710,10 +810,6 @@ class Node:
                     _write_unraisable(exc, callback)
                 except BaseException:  # pragma: no cover - a hook that raises must not stop us either
                     pass
-        with self._lock:
-            subs = list(self._subscriptions)
-        for sub in subs:
-            sub._push(event)
 
     def __repr__(self) -> str:
         return f"Node({self.node_id!r}, address={self.address!r}, role={self._core.role!r}, term={self._core.term})"

@@ -2,15 +2,16 @@
 //! messages into the node's inbox) and one dialer per peer that keeps an outbound connection and
 //! writes the peer's outbox to it. Whatever fails a check is counted and never reaches the engine.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::Framed;
 
 use super::log_limit::suppressed_note;
@@ -34,16 +35,24 @@ pub async fn accept_loop(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let acceptor = Arc::new(Acceptor { cfg, auth, inbox, shared, inbound: Mutex::new(Inbound::default()) });
+    let handshaking = Arc::new(Semaphore::new(MAX_HANDSHAKING));
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, from)) => {
+                    // Beyond the cap the connection is closed at once: half-open or abandoned
+                    // handshakes cannot pile up and exhaust the process's file descriptors.
+                    let Ok(permit) = handshaking.clone().try_acquire_owned() else {
+                        acceptor.refuse(&from, Rejection::TooManyConnections(MAX_HANDSHAKING));
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_inbound(stream, from, cfg.clone(), auth.clone(), inbox.clone(), shared.clone(), shutdown.clone()));
+                    tokio::spawn(acceptor.clone().serve(stream, from, permit, shutdown.clone()));
                 }
                 Err(e) => {
-                    log::warn!("{}: accept failed: {e}", cfg.engine.id);
+                    log::warn!("{}: accept failed: {e}", acceptor.cfg.engine.id);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
@@ -51,55 +60,123 @@ pub async fn accept_loop(
     }
 }
 
-/// One inbound connection: handshake, then authenticated messages into the inbox. Anything that
-/// fails a check is counted and ends the connection; it never reaches the engine.
-async fn serve_inbound(
-    stream: TcpStream,
-    from: SocketAddr,
+/// Connections still in their handshake at once; more are closed as they arrive.
+const MAX_HANDSHAKING: usize = 64;
+/// Authenticated connections kept per peer: its dialer's, and one more while it reconnects. A
+/// newer one closes the oldest.
+const MAX_PER_PEER: usize = 2;
+
+/// What every inbound connection of one node shares.
+struct Acceptor {
     cfg: NodeConfig,
     auth: Auth,
     inbox: mpsc::Sender<(NodeId, Message)>,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let me = cfg.engine.id.as_str();
-    let reject = |why: Rejection| refused(&shared, me, &from.ip().to_string(), &why);
-    let mut framed = Framed::new(stream, wire::codec());
-    let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next()).await {
-        Ok(Some(Ok(bytes))) => wire::decode(&bytes),
-        Ok(Some(Err(_))) => Err(Rejection::Malformed), // oversized or broken framing
-        _ => return,
-    };
-    let (peer, dialer_nonce) = match hello.and_then(|h| auth.check_hello(h, &cfg.group(), me, &cfg.engine.members)) {
-        Ok(ok) => ok,
-        Err(why) => {
-            if why.tell_peer() {
-                let _ = framed.send(wire::encode(&wire::Frame::Refused { reason: why.to_string() })).await;
-            }
-            return reject(why);
+    inbound: Mutex<Inbound>,
+}
+
+/// The authenticated inbound connections, per peer, oldest first, each with the means to close it.
+#[derive(Default)]
+struct Inbound {
+    next_id: u64,
+    per_peer: HashMap<NodeId, VecDeque<(u64, oneshot::Sender<()>)>>,
+}
+
+/// Removes a connection from `Inbound` however its task ends.
+struct Registered<'a> {
+    acceptor: &'a Acceptor,
+    peer: NodeId,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut inbound = self.acceptor.inbound.lock().expect("inbound lock");
+        if let Some(list) = inbound.per_peer.get_mut(&self.peer) {
+            list.retain(|(id, _)| *id != self.id);
         }
-    };
-    let nonce = wire::fresh_nonce();
-    if framed.send(wire::encode(&auth.welcome(&peer, me, dialer_nonce, nonce))).await.is_err() {
-        return;
     }
-    let mut session = auth.session(&peer, me, dialer_nonce, nonce);
-    loop {
-        let frame = tokio::select! {
-            _ = shutdown.changed() => return,
-            frame = framed.next() => frame,
+}
+
+impl Acceptor {
+    fn refuse(&self, from: &SocketAddr, why: Rejection) {
+        refused(&self.shared, &self.cfg.engine.id, &from.ip().to_string(), &why);
+    }
+
+    /// One inbound connection: handshake, then authenticated messages into the inbox. Anything
+    /// that fails a check is counted and ends the connection; it never reaches the engine.
+    async fn serve(self: Arc<Self>, stream: TcpStream, from: SocketAddr, permit: OwnedSemaphorePermit, mut shutdown: watch::Receiver<bool>) {
+        let mut framed = Framed::new(stream, wire::codec());
+        let (peer, mut session) = match self.handshake(&mut framed).await {
+            Ok(Some(done)) => done,
+            Ok(None) => return, // closed or timed out before a hello: nothing to count
+            Err(why) => return self.refuse(&from, why),
         };
-        let message = match frame {
-            None => return,
-            Some(Err(_)) => return reject(Rejection::Malformed),
-            Some(Ok(bytes)) => match wire::decode(&bytes).and_then(|f| session.open(f)) {
-                Ok(m) => m,
-                Err(why) => return reject(why),
-            },
-        };
-        if inbox.try_send((peer.clone(), message)).is_err() {
-            shared.bump(&shared.counters.messages_dropped);
+        drop(permit);
+        let (registered, mut evicted) = self.register(&peer);
+        loop {
+            let frame = tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = &mut evicted => return, // a newer connection of this peer replaced it
+                frame = framed.next() => frame,
+            };
+            let message = match frame {
+                None => return,
+                Some(Err(_)) => return self.refuse(&from, Rejection::Malformed),
+                Some(Ok(bytes)) => match wire::decode(&bytes).and_then(|f| session.open(f)) {
+                    Ok(m) => m,
+                    Err(why) => return self.refuse(&from, why),
+                },
+            };
+            if self.inbox.try_send((registered.peer.clone(), message)).is_err() {
+                self.shared.bump(&self.shared.counters.messages_dropped);
+            }
         }
+    }
+
+    /// Hello, Welcome, then the dialer's Ready, each within the handshake timeout: Ok(None) if
+    /// the connection ends first without a hello.
+    async fn handshake(&self, framed: &mut Connection) -> Result<Option<(NodeId, wire::Session)>, Rejection> {
+        let me = self.cfg.engine.id.as_str();
+        let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next()).await {
+            Ok(Some(Ok(bytes))) => wire::decode(&bytes)?,
+            Ok(Some(Err(_))) => return Err(Rejection::Malformed), // oversized or broken framing
+            _ => return Ok(None),
+        };
+        let (peer, dialer_nonce) = match self.auth.check_hello(hello, &self.cfg.group(), me, &self.cfg.engine.members) {
+            Ok(ok) => ok,
+            Err(why) => {
+                if why.tell_peer() {
+                    let _ = framed.send(wire::encode(&wire::Frame::Refused { reason: why.to_string() })).await;
+                }
+                return Err(why);
+            }
+        };
+        let nonce = wire::fresh_nonce();
+        if framed.send(wire::encode(&self.auth.welcome(&peer, me, dialer_nonce, nonce))).await.is_err() {
+            return Ok(None);
+        }
+        let session = self.auth.session(&peer, me, dialer_nonce, nonce);
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next()).await {
+            Ok(Some(Ok(bytes))) => session.check_ready(wire::decode(&bytes)?)?,
+            _ => return Err(Rejection::NotReady),
+        }
+        Ok(Some((peer, session)))
+    }
+
+    fn register(&self, peer: &NodeId) -> (Registered<'_>, oneshot::Receiver<()>) {
+        let (close, evicted) = oneshot::channel();
+        let mut inbound = self.inbound.lock().expect("inbound lock");
+        inbound.next_id += 1;
+        let id = inbound.next_id;
+        let list = inbound.per_peer.entry(peer.clone()).or_default();
+        while list.len() >= MAX_PER_PEER {
+            if let Some((_, oldest)) = list.pop_front() {
+                let _ = oldest.send(());
+            }
+        }
+        list.push_back((id, close));
+        (Registered { acceptor: self, peer: peer.clone(), id }, evicted)
     }
 }
 
@@ -199,7 +276,9 @@ impl Dialer {
             refused(&self.shared, &self.me, &self.address, &e);
             e.to_string()
         })?;
-        Ok((framed, self.auth.session(&self.me, &self.peer, nonce, their_nonce)))
+        let session = self.auth.session(&self.me, &self.peer, nonce, their_nonce);
+        framed.send(wire::encode(&session.ready())).await.map_err(|e| format!("ready: {e}"))?;
+        Ok((framed, session))
     }
 
     /// Writes messages until the connection fails (false) or the node shuts down (true).

@@ -32,6 +32,10 @@ pub enum Frame {
     Welcome { nonce: Nonce, mac: Vec<u8> },
     /// Why an acceptor refused a `Hello` of another version, cluster or algorithm.
     Refused { reason: String },
+    /// The dialer's first frame after `Welcome`: MACed with the session key, which only a dialer
+    /// that knows the secret and received this `Welcome` can derive. A replayed `Hello` cannot
+    /// follow up with it, so its connection is closed at the handshake timeout.
+    Ready { mac: Vec<u8> },
     Message { seq: u64, body: Message, mac: Vec<u8> },
 }
 
@@ -66,6 +70,10 @@ pub enum Rejection {
     Algorithm { ours: String, theirs: String },
     #[error("the peer refused the handshake: {0}")]
     RefusedByPeer(String),
+    #[error("no proof of the session key after the handshake: a replayed or abandoned hello")]
+    NotReady,
+    #[error("too many connections ({0}); refusing more until some close")]
+    TooManyConnections(usize),
     #[error("term {theirs} is implausibly far ahead of ours ({ours})")]
     ImplausibleTerm { ours: u64, theirs: u64 },
     #[error("{0:?} is not a member")]
@@ -90,6 +98,8 @@ impl Rejection {
             Rejection::Algorithm { .. } => "algorithm",
             Rejection::RefusedByPeer(_) => "refused_by_peer",
             Rejection::ImplausibleTerm { .. } => "implausible_term",
+            Rejection::NotReady => "not_ready",
+            Rejection::TooManyConnections(_) => "too_many_connections",
             Rejection::UnknownPeer(_) => "unknown_peer",
             Rejection::WrongNode(_) => "wrong_node",
             Rejection::BadMac => "bad_mac",
@@ -237,6 +247,20 @@ pub struct Session {
 }
 
 impl Session {
+    /// The dialer's proof that it holds this session's key (see `Frame::Ready`).
+    pub fn ready(&self) -> Frame {
+        Frame::Ready { mac: self.key.as_ref().map_or_else(Vec::new, |k| mac_over(k, &[b"ready"])) }
+    }
+
+    /// Checks the dialer's `Ready`: the handshake is fresh, not a replayed `Hello`.
+    pub fn check_ready(&self, frame: Frame) -> Result<(), Rejection> {
+        let Frame::Ready { mac } = frame else { return Err(Rejection::Unexpected) };
+        match &self.key {
+            Some(k) if !verify(k, &[b"ready"], &mac) => Err(Rejection::BadMac),
+            _ => Ok(()),
+        }
+    }
+
     pub fn seal(&mut self, body: Message) -> Frame {
         self.last_seq += 1;
         let seq = self.last_seq;
@@ -301,6 +325,24 @@ mod tests {
         // The same frame on another connection fails too: its key differs.
         let (_, mut other) = handshake(&auth, &auth).unwrap();
         assert_eq!(other.open(f2), Err(Rejection::BadMac));
+    }
+
+    #[test]
+    fn a_replayed_hello_cannot_prove_the_session_key() {
+        let auth = Auth::new(Some(b"0123456789abcdef".to_vec()));
+        let g = group("c1", "raft");
+        let hello = auth.hello(&g, "a", "b", fresh_nonce());
+        // The real dialer, and an attacker replaying its hello: the acceptor answers each with a
+        // fresh nonce, so the attacker's session key is one it cannot derive without the secret.
+        let (_, dialer_nonce) = auth.check_hello(hello.clone(), &g, "b", &members()).unwrap();
+        let acceptor_nonce = fresh_nonce();
+        let acceptor = auth.session("a", "b", dialer_nonce, acceptor_nonce);
+        let attacker = Auth::new(Some(b"not-the-secret-at-all".to_vec())).session("a", "b", dialer_nonce, acceptor_nonce);
+        assert_eq!(acceptor.check_ready(attacker.ready()), Err(Rejection::BadMac));
+        let dialer = auth.session("a", "b", dialer_nonce, acceptor_nonce);
+        assert_eq!(acceptor.check_ready(dialer.ready()), Ok(()));
+        let stale = auth.session("a", "b", dialer_nonce, fresh_nonce());
+        assert_eq!(acceptor.check_ready(stale.ready()), Err(Rejection::BadMac), "a ready from another handshake");
     }
 
     #[test]

@@ -197,3 +197,17 @@ def test_without_prometheus_client_metrics_text_says_which_extra_to_install(monk
     with pytest.raises(ImportError, match=r"pip install 'quorate\[prometheus\]'"):
         node.metrics_text()
 
+
+
+def test_warnings_and_every_health_state_are_gauges():
+    ports = free_ports(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # Listening beyond loopback without a secret is one of the warnings status() reports.
+        exposed = quorate.Node("solo", {"solo": f"0.0.0.0:{ports[0]}"})
+    st = exposed.status()
+    _, samples = parse(exposed.metrics_text())
+    assert value(samples, "quorate_warnings", node="solo") == len(st.warnings) >= 1
+    assert {dict(labels)["state"] for n, labels in samples if n == "quorate_health"} >= {
+        "ok", "degraded", "failed", "stopped"
+    }

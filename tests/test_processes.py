@@ -9,7 +9,7 @@ import sys
 import textwrap
 import time
 import urllib.request
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import pytest
 
@@ -25,8 +25,8 @@ ELECT = 15.0
 def procs(tmp_path):
     made: List[Proc] = []
 
-    def make(count: int) -> Dict[str, Proc]:
-        group = make_group(count, str(tmp_path), free_ports(2 * count))
+    def make(count: int, extra_args: Sequence[str] = ()) -> Dict[str, Proc]:
+        group = make_group(count, str(tmp_path), free_ports(2 * count), extra_args)
         for p in group.values():
             p.start()
             made.append(p)
@@ -83,15 +83,21 @@ def test_sigstop_the_leader_then_sigcont_it_reads_not_leader_at_once_and_steps_d
 
 
 def test_sigterm_stops_a_leader_gracefully_with_a_hand_off(procs):
-    group = procs(3)
+    # Election timeouts of 3-6 s: within the first 2.5 s after the leader's last heartbeat no
+    # timer can fire, so a leader there can only come from the hand-off.
+    group = procs(3, ["--election-timeout", "3", "6", "--heartbeat-interval", "0.2"])
     alive = list(group)
-    leader = wait_until(lambda: agreed_leader(group, alive), ELECT, "a first leader")
+    leader = wait_until(lambda: agreed_leader(group, alive), 60.0, "a first leader")
     term = group[leader].status()["term"]
     group[leader].signal(signal.SIGTERM)
     assert group[leader].wait(15) == 0
-    assert group[leader].events()[-1]["kind"] == "stopped"
+    stopped_at = time.monotonic()
+    events = group[leader].events()
+    assert events[-1]["kind"] == "stopped"
+    assert [e["reason"] for e in events if e["kind"] == "demoted"][-1] == "stopped"
     alive.remove(leader)
-    new = wait_until(lambda: agreed_leader(group, alive), ELECT, "the hand-off")
+    new = wait_until(lambda: agreed_leader(group, alive), 2.5, "the hand-off, before any election timer")
+    assert time.monotonic() - stopped_at < 2.5
     assert group[new].status()["term"] == term + 1, "one transfer election"
 
 

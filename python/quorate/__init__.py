@@ -2,7 +2,8 @@
 
 `Node` is one member of an election group over TCP; `LocalCluster` runs several on loopback;
 `Simulation` runs the same engine in deterministic virtual time; `Core` is the sans-IO engine
-itself; `quorate.sim.failover_trials` measures failover. See API.md for the whole contract.
+itself; `quorate.sim.failover_trials` measures failover. The guides and the reference are in
+the repository's docs/ (built with mkdocs).
 """
 
 from __future__ import annotations

@@ -350,8 +350,12 @@ def _status_server(node: Node, host: str, port: int) -> _StatusServer:
                 body = json.dumps(node.status().to_dict()).encode()
                 kind = "application/json"
             elif self.path == "/metrics":
-                body = node.metrics_text().encode()
-                kind = "text/plain; version=0.0.4"
+                try:
+                    from .metrics import CONTENT_TYPE, exposition
+                except ImportError as e:  # the optional prometheus extra is not installed
+                    self.send_error(501, str(e))
+                    return
+                body, kind = exposition(node), CONTENT_TYPE
             else:
                 self.send_error(404, "try /status or /metrics")
                 return

@@ -1,4 +1,4 @@
-"""Type stubs for the Rust extension module ``quorate._core`` (hand-written; see API.md)."""
+"""Type stubs for the Rust extension module ``quorate._core`` (hand-written)."""
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, final
 

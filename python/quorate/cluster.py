@@ -213,18 +213,19 @@ class LocalCluster:
             raise ConfigError("members: a count or a sequence of node ids, not a string")
         else:
             ids = list(members)
+        self.nodes: Dict[str, Node] = {}
         self._tmp: Optional[str] = None
         if data_dir is None:
             self._tmp = tempfile.mkdtemp(prefix="quorate-cluster-")
             root = self._tmp
         else:
             root = os.fspath(data_dir)
+        # Stops the nodes, then removes the temporary root: on stop(), when the cluster is
+        # collected (even half-made, if an argument below is refused), and at exit.
+        self._finalizer = weakref.finalize(self, _stop_and_clean, self.nodes, self._tmp, os.getpid())
         addresses = {i: f"127.0.0.1:{p}" for i, p in zip(ids, free_ports(len(ids)))}
-        self.nodes: Dict[str, Node] = {}
         #: Each node's data_dir.
         self.data_dirs: Dict[str, str] = {i: os.path.join(root, i) for i in ids}
-        # Stops the nodes, then removes the temporary root: on stop(), on collection, at exit.
-        self._finalizer = weakref.finalize(self, _stop_and_clean, self.nodes, self._tmp, os.getpid())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the even-size warning is for services; a sandbox may be even
             for i in ids:

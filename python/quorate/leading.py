@@ -29,12 +29,23 @@ class Leadership:
     Hand `fencing_token` to whatever the work writes to, so that a resource can refuse a stale
     leader's late writes; check `held` (or call `check()`) before each step of the work."""
 
-    __slots__ = ("_node", "term", "fencing_token")
+    __slots__ = ("_node", "_term", "_fencing_token")
 
     def __init__(self, node: "Node", term: int, fencing_token: int) -> None:
         self._node = node
-        self.term = term
-        self.fencing_token = fencing_token
+        self._term = term
+        self._fencing_token = fencing_token
+
+    @property
+    def term(self) -> int:
+        """The term this node leads in this leadership."""
+        return self._term
+
+    @property
+    def fencing_token(self) -> int:
+        """The fencing token of this leadership: greater than any earlier leadership's, in the
+        whole cluster. Hand it to whatever the work writes to."""
+        return self._fencing_token
 
     @property
     def held(self) -> bool:

@@ -1,52 +1,52 @@
-"""Prometheus metrics for quorate nodes, through the official ``prometheus_client`` library.
+"""Prometheus metrics for quorate nodes, through the official `prometheus_client` library.
 
-Needs the ``prometheus`` extra: ``pip install 'quorate[prometheus]'``. Importing this module
-without ``prometheus_client`` raises ImportError saying so.
+Needs the `prometheus` extra: `pip install 'quorate[prometheus]'`. Importing this module without
+`prometheus_client` raises ImportError saying so.
 
-Add a node's metrics to the ``/metrics`` a service already serves::
+Add a node's metrics to the `/metrics` a service already serves:
 
-    from prometheus_client import REGISTRY
-    from quorate.metrics import QuorateCollector
+```python
+from prometheus_client import REGISTRY
+from quorate.metrics import QuorateCollector
 
-    REGISTRY.register(QuorateCollector(node))
+REGISTRY.register(QuorateCollector(node))
+```
 
-or serve them alone with :func:`exposition` (what ``Node.metrics_text()`` and the CLI's
-``--status-bind`` ``/metrics`` return). Every value is read from ``Node.status()`` at scrape time:
-the collector keeps no state of its own, so it is always as fresh as the node.
+or serve them alone with `exposition(node)` (what `Node.metrics_text()` returns, and what the
+CLI's `--status-bind` serves on `/metrics`). Every value is read from `Node.status()` at scrape
+time: the collector keeps no state of its own, so it is always as fresh as the node.
 
-Names follow the Prometheus conventions: a ``quorate_`` prefix, ``_total`` on counters,
-``_seconds`` on durations (base units: seconds, never milliseconds), and a ``node`` label on every
-sample, so that the nodes of a :class:`~quorate.LocalCluster` (or several nodes given together)
-are told apart. The families:
+Names follow the Prometheus conventions: a `quorate_` prefix, `_total` on counters, `_seconds`
+on durations (base units: seconds, never milliseconds), and a `node` label on every sample, so
+that the nodes of a `LocalCluster` (or several nodes given together) are told apart.
 
-========================================  =======  ===========================================
-name                                      type     labels, meaning
-========================================  =======  ===========================================
-``quorate_node_info``                     gauge    ``node, address, algorithm``; always 1
-``quorate_term``                          gauge    the node's current term
-``quorate_is_leader``                     gauge    1 while it leads AND holds its lease
-``quorate_role``                          gauge    ``role``; 1 for the current role, 0 for the rest
-``quorate_healthy``                       gauge    1 while ``status().health == "ok"``
-``quorate_health``                        gauge    ``state`` (ok, degraded, stopped); 1 for the current
-``quorate_lease_remaining_seconds``       gauge    seconds left on the leader's lease (0 if none)
-``quorate_last_heartbeat_age_seconds``    gauge    seconds since the leader was last heard (absent if never)
-``quorate_elections_started_total``       counter  elections (campaigns) this node started
-``quorate_elections_won_total``           counter  elections this node won
-``quorate_leader_changes_total``          counter  times the leader this node knows changed
-``quorate_messages_sent_total``           counter  messages sent to peers
-``quorate_messages_received_total``       counter  messages received from peers
-``quorate_messages_dropped_total``        counter  messages dropped (full queues, injected faults)
-``quorate_messages_rejected_total``       counter  ``reason``; frames and handshakes refused, by reason
-``quorate_peer_connected``                gauge    ``peer``; 1 while the connection to the peer is up
-``quorate_peer_last_contact_age_seconds`` gauge    ``peer``; seconds since the peer was last heard
-``quorate_fault_active``                  gauge    ``fault``; 1 for each injected fault in force
-========================================  =======  ===========================================
+| name | type | labels besides `node`; meaning |
+| --- | --- | --- |
+| `quorate_node_info` | gauge | `address`, `algorithm`; always 1 |
+| `quorate_term` | gauge | the node's current term |
+| `quorate_is_leader` | gauge | 1 while it leads AND holds its lease |
+| `quorate_role` | gauge | `role`; 1 for the current role, 0 for the others |
+| `quorate_healthy` | gauge | 1 while `status().health == "ok"` |
+| `quorate_health` | gauge | `state` (ok, degraded, failed, stopped); 1 for the current one |
+| `quorate_lease_remaining_seconds` | gauge | seconds left on the leader's lease (0 without one) |
+| `quorate_last_heartbeat_age_seconds` | gauge | seconds since a leader was last heard (absent before) |
+| `quorate_elections_started_total` | counter | elections (campaigns) this node started |
+| `quorate_elections_won_total` | counter | elections this node won |
+| `quorate_leader_changes_total` | counter | times the leader this node knows changed |
+| `quorate_messages_sent_total` | counter | messages sent to peers |
+| `quorate_messages_received_total` | counter | messages received from peers |
+| `quorate_messages_dropped_total` | counter | messages dropped (full queues, injected faults) |
+| `quorate_messages_rejected_total` | counter | `reason`; frames and handshakes refused, by reason |
+| `quorate_peer_connected` | gauge | `peer`; 1 while the connection to the peer is up |
+| `quorate_peer_last_contact_age_seconds` | gauge | `peer`; seconds since the peer was last heard |
+| `quorate_fault_active` | gauge | `fault`; 1 for each injected fault in force |
+| `quorate_warnings` | gauge | how many `status().warnings` the node reports now |
 
-Counters count from the node's construction (a restart of the same ``Node`` object keeps them;
-a new process starts again at 0, which Prometheus's ``rate()`` handles as a counter reset).
-``quorate_messages_rejected_total`` carries a sample for every known reason, 0 until it happens,
-so that ``rate()`` and alerts work from the first scrape; summed over ``reason`` it equals
-``status().messages_rejected``.
+Counters count from the node's construction (a restart of the same `Node` object keeps them; a
+new process starts again at 0, which Prometheus's `rate()` handles as a counter reset).
+`quorate_messages_rejected_total` carries a sample for every known reason (`REJECTION_REASONS`),
+0 until it happens, so that `rate()` and alerts work from the first scrape; summed over `reason`
+it equals `status().messages_rejected`.
 """
 
 from __future__ import annotations
@@ -69,24 +69,26 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["QuorateCollector", "exposition", "CONTENT_TYPE", "REJECTION_REASONS"]
 
-#: The Content-Type header to serve :func:`exposition`'s bytes with (prometheus_client's own).
+#: The Content-Type header to serve `exposition()`'s bytes with (prometheus_client's own).
 CONTENT_TYPE: str = CONTENT_TYPE_LATEST
 
-#: Every reason a node counts in ``status().rejected_by_reason``: exported at 0 until seen.
+#: Every reason a node counts in `status().rejected_by_reason`: exported at 0 until seen.
 REJECTION_REASONS: Tuple[str, ...] = (
     "malformed",
     "version",
     "cluster",
+    "algorithm",
+    "refused_by_peer",
+    "implausible_term",
     "unknown_peer",
     "wrong_node",
     "bad_mac",
     "replay",
     "unexpected",
-    "refused_by_peer",
 )
 
 _ROLES = ("follower", "pre_candidate", "candidate", "leader", "stopped")
-_HEALTH = ("ok", "degraded", "stopped")
+_HEALTH = ("ok", "degraded", "failed", "stopped")
 
 # The plain counters of Status: (attribute, metric name without _total, help text).
 _COUNTERS: Tuple[Tuple[str, str, str], ...] = (
@@ -122,32 +124,31 @@ def _nodes_of(source: Any) -> Callable[[], List["Node"]]:
 
 
 class QuorateCollector(Collector):
-    """A ``prometheus_client`` collector of quorate metrics, registrable with any registry.
+    """A `prometheus_client` collector of quorate metrics, registrable with any registry.
 
-    ``source`` is a :class:`~quorate.Node`, a :class:`~quorate.LocalCluster` (one label set per
-    node, ``node="n1"`` ...; nodes are listed at every scrape) or an iterable of nodes. Each scrape
-    calls ``status()`` on every node once (cheap: no round trip to the engine) and yields the
-    families listed in the module documentation; a stopped node still reports, with
-    ``role="stopped"`` and ``health="stopped"``.
+    `source` is a `Node`, a `LocalCluster` (one label set per node, `node="n1"` ...; its nodes are
+    listed at every scrape) or an iterable of nodes. Each scrape calls `status()` on every node once
+    (cheap: no round trip to the engine) and yields the families listed in the module
+    documentation; a stopped node still reports, with `role="stopped"` and `health="stopped"`.
 
-    ``describe()`` names the families, so registering two collectors of quorate metrics in one
-    registry raises ``ValueError`` (prometheus_client's duplicate check): to cover several nodes in
+    `describe()` names the families, so registering two collectors of quorate metrics in one
+    registry raises `ValueError` (prometheus_client's duplicate check): to cover several nodes in
     one process, give them to one collector.
 
-    Raises TypeError for a ``source`` that is none of the above.
+    Raises TypeError for a `source` that is none of the above.
     """
 
     def __init__(self, source: NodeSource) -> None:
         self._nodes = _nodes_of(source)
 
     def describe(self) -> Iterable[Metric]:
-        """The metric families this collector yields, without samples (for the registry's
-        duplicate check; calls no node)."""
+        """The metric families this collector yields, as a list of `Metric` without samples (for
+        the registry's duplicate check; calls no node)."""
         return list(self._families())
 
     def collect(self) -> Iterable[Metric]:
-        """One family per metric, each with a sample per node (see the module documentation).
-        Raises whatever ``Node.status()`` raises (QuorateError in a forked child)."""
+        """A list of `Metric` families, each with its samples for every node (see the module
+        documentation). Raises whatever `Node.status()` raises (QuorateError in a forked child)."""
         statuses: List[Tuple["Node", "Status"]] = [(n, n.status()) for n in self._nodes()]
         return list(self._families(statuses))
 
@@ -164,7 +165,8 @@ class QuorateCollector(Collector):
             "quorate_role", "1 for the node's current role, 0 for the others.", labels=["node", "role"]
         )
         healthy = GaugeMetricFamily(
-            "quorate_healthy", "1 while health is ok; 0 while degraded (cannot persist) or stopped.", labels=["node"]
+            "quorate_healthy", "1 while health is ok; 0 while degraded (cannot persist), failed or stopped.",
+            labels=["node"],
         )
         health = GaugeMetricFamily(
             "quorate_health", "1 for the node's current health state, 0 for the others.", labels=["node", "state"]
@@ -194,6 +196,10 @@ class QuorateCollector(Collector):
             "quorate_fault_active", "1 for each fault injected into this node that is in force.",
             labels=["node", "fault"],
         )
+        warnings = GaugeMetricFamily(
+            "quorate_warnings", "How many warnings the node reports in status().warnings (read them there).",
+            labels=["node"],
+        )
         for node, s in statuses:
             nid = s.node_id
             info.add_metric([nid, node.address, node.algorithm], 1)
@@ -219,6 +225,7 @@ class QuorateCollector(Collector):
                     contact.add_metric([nid, peer], p.last_contact_age)
             for fault in sorted(s.faults):
                 faults.add_metric([nid, fault], 1)
+            warnings.add_metric([nid], len(getattr(s, "warnings", ())))
         yield info
         yield term
         yield is_leader
@@ -233,17 +240,20 @@ class QuorateCollector(Collector):
         yield connected
         yield contact
         yield faults
+        yield warnings
 
     def __repr__(self) -> str:
+        """`QuorateCollector(nodes=['n1', ...])`."""
         return f"QuorateCollector(nodes={[n.node_id for n in self._nodes()]!r})"
 
 
 def exposition(source: NodeSource) -> bytes:
-    """The Prometheus text exposition of ``source``'s metrics (a Node, a LocalCluster or nodes),
-    as ``prometheus_client.generate_latest`` writes it for a private registry holding one
-    :class:`QuorateCollector`: the body to serve on ``/metrics`` with :data:`CONTENT_TYPE`.
+    """The Prometheus text exposition of `source`'s metrics (a Node, a LocalCluster or nodes), as
+    `prometheus_client.generate_latest` writes it for a private registry holding one
+    `QuorateCollector`: the body to serve on `/metrics`, with the header
+    `Content-Type: CONTENT_TYPE`.
 
-    Returns bytes (UTF-8). Raises TypeError for a bad ``source``, and whatever ``Node.status()``
+    Returns bytes (UTF-8 text). Raises TypeError for a bad `source`, and whatever `Node.status()`
     raises."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(QuorateCollector(source))

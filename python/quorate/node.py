@@ -1,4 +1,4 @@
-"""quorate.Node: one member of an election group, networked over TCP (see API.md).
+"""quorate.Node: one member of an election group, networked over TCP.
 
 The engine and transport run in Rust on a background tokio runtime. Python sees them through a
 published snapshot (properties never wait on the engine) and through events, which one dispatcher
@@ -830,7 +830,3 @@ def _check_callback(name: str, cb: Optional[Callable[..., Any]]) -> None:
         sig.bind(None)
     except TypeError as e:
         raise ConfigError(f"{name}: {cb!r} cannot be called with one argument ({e})") from None
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

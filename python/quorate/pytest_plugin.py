@@ -1,24 +1,25 @@
 """quorate's pytest plugin: fixtures and helpers for testing a service built on quorate.
 
-pytest loads it by itself wherever quorate is installed (the ``pytest11`` entry point
-``quorate = "quorate.pytest_plugin"``); ``-p no:quorate`` turns it off.
+pytest loads it by itself wherever quorate is installed (the `pytest11` entry point
+`quorate = "quorate.pytest_plugin"`); `pytest -p no:quorate` turns it off. The guide "Testing
+your service with quorate" (docs/testing.md) shows it at work.
 
 Fixtures:
 
-- ``quorate_cluster``: a factory, ``quorate_cluster(size=3, *, algorithm="raft", start=True,
-  **node_options) -> LocalCluster``. Every cluster it made is stopped, and its temporary
-  directories removed, when the test ends, whether the test passed, failed or errored.
-- ``quorate_simulation``: a factory, ``quorate_simulation(members=5, *, check=True,
-  **options) -> Simulation``. At teardown each simulation made with ``check=True`` runs
-  ``Simulation.check()``, so a safety violation fails the test even if it never checked.
+- `quorate_cluster`: a `ClusterFactory`; `quorate_cluster(size=3, *, algorithm="raft",
+  start=True, **node_options)` returns a `LocalCluster`. Every cluster it made is stopped, and its
+  temporary directory removed, when the test ends, whether the test passed, failed or errored.
+- `quorate_simulation`: a `SimulationFactory`; `quorate_simulation(members=5, *, check=True,
+  **options)` returns a `Simulation`. At teardown each simulation made with `check=True` runs
+  `Simulation.check()`, so a safety violation fails the test even if it never checked.
 
-Helpers (import them: ``from quorate.pytest_plugin import assert_single_leader, ...``):
+Helpers (import them: `from quorate.pytest_plugin import assert_single_leader, ...`):
 
-- :func:`assert_single_leader` waits until exactly one node leads and the others agree, and
+- `assert_single_leader(cluster)` waits until exactly one node leads and the others agree, and
   fails at once if it ever sees two nodes leading at the same time.
-- :func:`wait_for_new_leader` waits until a leader other than ``old`` is agreed.
-- :func:`faults_for` runs faults for a bounded time: ``with faults_for(cluster, 2.0):`` ...
-  (the same as ``cluster.faults_for(2.0)``; also for one Node, and for a Simulation in virtual
+- `wait_for_new_leader(cluster, old)` waits until a leader other than `old` is agreed.
+- `faults_for(cluster, seconds)` runs faults for a bounded time: `with faults_for(cluster, 2.0):`
+  (the same as `cluster.faults_for(2.0)`; also for one `Node`, and for a `Simulation` in virtual
   time).
 """
 
@@ -313,12 +314,14 @@ def _simulated_window(sim: Simulation, seconds: float) -> Iterator[None]:
 def faults_for(
     target: Union[LocalCluster, Node, Simulation], seconds: float
 ) -> "contextlib.AbstractContextManager[Any]":
-    """A block whose faults last ``seconds`` and are then healed::
+    """A block whose faults last `seconds` and are then healed:
 
-        with faults_for(cluster, 2.0):
-            cluster.partition([old], [i for i in cluster.nodes if i != old])
-            new = wait_for_new_leader(cluster, old)      # the majority elects meanwhile
-        # here the partition is healed (after 2 s in all, however fast the body was)
+    ```python
+    with faults_for(cluster, 2.0):
+        cluster.partition([old], [i for i in cluster.nodes if i != old])
+        new = wait_for_new_leader(cluster, old)      # the majority elects meanwhile
+    # here the partition is healed (after 2 s in all, however fast the body was)
+    ```
 
     For a `LocalCluster` or a `Node` it is `FaultWindow` (``cluster.faults_for(seconds)``):
     ``seconds`` of wall time from entering; leaving early waits out the rest, a longer body sees

@@ -9,7 +9,7 @@ from .errors import ConfigError
 
 __all__ = ["read_secret", "MIN_SECRET_BYTES", "MAX_SECRET_FILE_BYTES"]
 
-#: The shortest secret a Node accepts (API.md: ``secret`` is at least 16 bytes).
+#: The shortest secret a Node accepts.
 MIN_SECRET_BYTES = 16
 #: A longer file is refused rather than read whole (``/dev/zero`` or a wrong path must not hang).
 MAX_SECRET_FILE_BYTES = 64 * 1024

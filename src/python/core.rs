@@ -11,6 +11,10 @@ use super::convert::{
 };
 use crate::engine::{Engine, HardState, TransferError};
 
+/// The sans-IO election engine itself, driven by hand: `tick(now)`, `step(now, sender, message)`,
+/// `campaign(now)`, `resign(now)` and `transfer_leadership(now, to)` return the outputs to carry
+/// out, in order (`persist` before any `send` that depends on it, then `event`s). Times are
+/// seconds on the caller's clock; the first `tick` starts it. No clock, thread or socket inside.
 #[pyclass(name = "Core", module = "quorate")]
 pub struct PyCore {
     engine: Engine,
@@ -78,6 +82,8 @@ impl PyCore {
         outputs_to_py(py, self.engine.tick(now))
     }
 
+    /// Handles one message dict from `sender` at `now` (seconds) and returns the outputs to
+    /// carry out, in order. ConfigError if `sender` is not a peer or the message is malformed.
     fn step<'py>(
         &mut self,
         py: Python<'py>,
@@ -93,16 +99,22 @@ impl PyCore {
         outputs_to_py(py, self.engine.step(now, sender, message))
     }
 
+    /// Starts an election at `now` as if the timeout had fired (nothing on a leader, or while this
+    /// node owes silence to a leader's lease); returns the outputs.
     fn campaign<'py>(&mut self, py: Python<'py>, now: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let now = self.now(now)?;
         outputs_to_py(py, self.engine.campaign(now))
     }
 
+    /// A leader steps down at `now` and hands off to the most caught-up peer; returns the outputs
+    /// (none if this node does not lead).
     fn resign<'py>(&mut self, py: Python<'py>, now: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let now = self.now(now)?;
         outputs_to_py(py, self.engine.resign(now))
     }
 
+    /// A leader hands leadership to `to` at `now` with `timeout_now`; returns the outputs.
+    /// NotLeaderError if this node does not lead, ConfigError if `to` is not a peer.
     fn transfer_leadership<'py>(
         &mut self,
         py: Python<'py>,
@@ -117,23 +129,28 @@ impl PyCore {
         }
     }
 
+    /// The next time (seconds) `tick` has work to do, or None before the first `tick`.
     fn next_deadline(&self) -> Option<f64> {
         self.engine.next_deadline().map(|d| d.as_secs_f64())
     }
 
+    /// Whether this node leads and holds its lease at `now` (seconds).
     fn is_leader(&self, now: &Bound<'_, PyAny>) -> PyResult<bool> {
         Ok(self.engine.is_leader(now_arg(now)?))
     }
 
+    /// The fencing token (the term) while `is_leader(now)`, else None.
     fn fencing_token(&self, now: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
         Ok(self.engine.fencing_token(now_arg(now)?))
     }
 
+    /// This engine's node id.
     #[getter]
     fn node_id(&self) -> String {
         self.engine.config().id.clone()
     }
 
+    /// A dict of `role`, `term`, `voted_for`, `leader` and `lease_expiry` (seconds, or None).
     #[getter]
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.engine.state();

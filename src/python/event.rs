@@ -5,17 +5,26 @@ use pyo3::types::PyDict;
 
 use crate::sim::SimEvent;
 
+/// One leadership event of one node: `kind` is "elected" (the node may act as leader: it holds its
+/// lease), "demoted" (that ended; `reason` says why), "leader_changed", "term_changed" or
+/// "election_started". `at` is `time.monotonic()` seconds for a live node, virtual seconds in a
+/// simulation; `wall` is `time.time()` (virtual seconds in a simulation).
 #[pyclass(name = "Event", module = "quorate", frozen, eq, from_py_object)]
 #[derive(Clone, PartialEq)]
 pub struct PyEvent {
+    /// "elected", "demoted", "leader_changed", "term_changed" or "election_started".
     #[pyo3(get)]
     pub kind: String,
+    /// The node the event happened on.
     #[pyo3(get)]
     pub node_id: String,
+    /// That node's term after the event.
     #[pyo3(get)]
     pub term: u64,
+    /// The leader that node follows (or is) after the event, if it knows one.
     #[pyo3(get)]
     pub leader: Option<String>,
+    /// For "elected" and "demoted": the fencing token of that leadership (the term); else None.
     #[pyo3(get)]
     pub fencing_token: Option<u64>,
     /// Why a leadership ended, for `demoted` events: "lost_lease", "higher_term", "resigned",
@@ -48,6 +57,7 @@ impl PyEvent {
 
 #[pymethods]
 impl PyEvent {
+    /// The event as a plain dict (for JSON lines and dataframes).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("kind", &self.kind)?;

@@ -57,7 +57,7 @@ def test_the_parser_reads_every_family_with_conventional_names_and_values_that_m
 
     for name, kind in types.items():
         assert name.startswith("quorate_"), name
-        assert kind in ("gauge", "counter"), (name, kind)
+        assert kind in ("gauge", "counter", "histogram"), (name, kind)
     # Counters end in _total in the exposition; durations are in seconds.
     for name in types:
         if types[name] == "counter":
@@ -67,6 +67,12 @@ def test_the_parser_reads_every_family_with_conventional_names_and_values_that_m
     assert every_node_label == {leader}, "every sample carries the node label"
 
     assert value(samples, "quorate_term", node=leader) == before.term == after.term
+    # The monitoring the articles ask for: tenure and leaderless gaps as histograms.
+    assert types["quorate_leadership_tenure_seconds"] == types["quorate_leaderless_seconds"] == "histogram"
+    gaps = before.leaderless_histogram
+    assert value(samples, "quorate_leaderless_seconds_count", node=leader) == gaps["count"] >= 1
+    assert value(samples, "quorate_leaderless_seconds_bucket", node=leader, le="+Inf") == gaps["count"]
+    assert value(samples, "quorate_leading_for_seconds", node=leader) > 0.0
     assert value(samples, "quorate_is_leader", node=leader) == 1.0
     assert value(samples, "quorate_role", node=leader, role="leader") == 1.0
     assert sum(v for (n, _), v in samples.items() if n == "quorate_role") == 1.0

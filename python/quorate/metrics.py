@@ -41,6 +41,11 @@ that the nodes of a `LocalCluster` (or several nodes given together) are told ap
 | `quorate_peer_last_contact_age_seconds` | gauge | `peer`; seconds since the peer was last heard |
 | `quorate_fault_active` | gauge | `fault`; 1 for each injected fault in force |
 | `quorate_warnings` | gauge | how many `status().warnings` the node reports now |
+| `quorate_leadership_tenure_seconds` | histogram | lengths of this node's past leaderships |
+| `quorate_leaderless_seconds` | histogram | gaps without a known leader as this node saw them (failover time) |
+| `quorate_leading_for_seconds` | gauge | length of the current leadership (0 unless leading) |
+| `quorate_elections_last_minute` | gauge | elections this node started in the last 60 s |
+| `quorate_term_changes_total` | counter | times this node's term changed |
 
 Counters count from the node's construction (a restart of the same `Node` object keeps them; a
 new process starts again at 0, which Prometheus's `rate()` handles as a counter reset).
@@ -55,13 +60,15 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List,
 
 try:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
     from prometheus_client.registry import Collector
 except ImportError as _missing:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
         "quorate.metrics needs prometheus_client, an optional dependency: pip install 'quorate[prometheus]' "
         f"({_missing})"
     ) from _missing
+
+from . import _core
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cluster import LocalCluster
@@ -73,19 +80,7 @@ __all__ = ["QuorateCollector", "exposition", "CONTENT_TYPE", "REJECTION_REASONS"
 CONTENT_TYPE: str = CONTENT_TYPE_LATEST
 
 #: Every reason a node counts in `status().rejected_by_reason`: exported at 0 until seen.
-REJECTION_REASONS: Tuple[str, ...] = (
-    "malformed",
-    "version",
-    "cluster",
-    "algorithm",
-    "refused_by_peer",
-    "implausible_term",
-    "unknown_peer",
-    "wrong_node",
-    "bad_mac",
-    "replay",
-    "unexpected",
-)
+REJECTION_REASONS: Tuple[str, ...] = tuple(_core.REJECTION_REASONS)
 
 _ROLES = ("follower", "pre_candidate", "candidate", "leader", "stopped")
 _HEALTH = ("ok", "degraded", "failed", "stopped")
@@ -200,8 +195,32 @@ class QuorateCollector(Collector):
             "quorate_warnings", "How many warnings the node reports in status().warnings (read them there).",
             labels=["node"],
         )
+        tenure = HistogramMetricFamily(
+            "quorate_leadership_tenure_seconds", "Lengths of this node's past leaderships.", labels=["node"]
+        )
+        leaderless = HistogramMetricFamily(
+            "quorate_leaderless_seconds",
+            "Gaps without a known leader as this node saw them: failover time seen from here.",
+            labels=["node"],
+        )
+        leading_for = GaugeMetricFamily(
+            "quorate_leading_for_seconds", "Length of the current leadership (0 unless leading).", labels=["node"]
+        )
+        elections_minute = GaugeMetricFamily(
+            "quorate_elections_last_minute", "Elections this node started in the last 60 s.", labels=["node"]
+        )
+        term_changes = CounterMetricFamily(
+            "quorate_term_changes_total", "Times this node's term changed.", labels=["node"]
+        )
         for node, s in statuses:
             nid = s.node_id
+            for family, h in ((tenure, s.tenure_histogram), (leaderless, s.leaderless_histogram)):
+                if h:
+                    buckets = [(_bound(b), n) for b, n in h["buckets"]]
+                    family.add_metric([nid], buckets, h["sum"])
+            leading_for.add_metric([nid], s.leading_for or 0.0)
+            elections_minute.add_metric([nid], s.elections_last_minute)
+            term_changes.add_metric([nid], s.term_changes)
             info.add_metric([nid, node.address, node.algorithm], 1)
             term.add_metric([nid], s.term)
             is_leader.add_metric([nid], int(s.is_leader))
@@ -241,10 +260,20 @@ class QuorateCollector(Collector):
         yield contact
         yield faults
         yield warnings
+        yield tenure
+        yield leaderless
+        yield leading_for
+        yield elections_minute
+        yield term_changes
 
     def __repr__(self) -> str:
         """`QuorateCollector(nodes=['n1', ...])`."""
         return f"QuorateCollector(nodes={[n.node_id for n in self._nodes()]!r})"
+
+
+def _bound(upper: float) -> str:
+    """A bucket's upper bound as Prometheus writes it ("+Inf" for the last)."""
+    return "+Inf" if upper == float("inf") else repr(float(upper))
 
 
 def exposition(source: NodeSource) -> bytes:

@@ -138,8 +138,20 @@ class Status:
             operator), else None.
         rejected_by_reason: `messages_rejected` split by reason ("bad_mac", "cluster", "version",
             "replay", ...); the values add up to `messages_rejected`.
-        warnings: What is unsafe or abnormal right now, in words (e.g. no secret on a
-            non-loopback address); empty when all is well.
+        warnings: What is unsafe or abnormal right now, in words; empty when all is well. Named
+            patterns: no secret on a non-loopback address, an election storm (more than 10
+            elections started in 60 s), flapping leadership (more than 6 leader changes in
+            60 s), a peer unreachable for longer than the election timeout, a clock rate near the
+            max_clock_drift bound.
+        leading_for: Seconds this node has led in its current leadership; None unless it leads.
+        leaderless_for: Seconds this running node has known no leader; None while it knows one.
+        tenure_histogram: Lengths of this node's past leaderships, as {"buckets": [[upper bound
+            in seconds, cumulative count], ..., [inf, count]], "sum": seconds, "count": n}.
+        leaderless_histogram: The gaps without a known leader as this node saw them (failover
+            time seen from here), in the same shape.
+        elections_last_minute: Elections this node started in the last 60 s.
+        leader_changes_last_minute: Leader changes this node saw in the last 60 s.
+        term_changes: Times this node's term changed.
     """
 
     node_id: str
@@ -168,8 +180,14 @@ class Status:
     last_error: Optional[str] = None
     #: messages_rejected split by reason ("bad_mac", "cluster", "version", "replay", ...).
     rejected_by_reason: Dict[str, int] = field(default_factory=dict)
-    #: What is unsafe or abnormal right now, in words (e.g. no secret on a non-loopback address).
     warnings: List[str] = field(default_factory=list)
+    leading_for: Optional[float] = None
+    leaderless_for: Optional[float] = None
+    tenure_histogram: Dict[str, Any] = field(default_factory=dict)
+    leaderless_histogram: Dict[str, Any] = field(default_factory=dict)
+    elections_last_minute: int = 0
+    leader_changes_last_minute: int = 0
+    term_changes: int = 0
 
     def to_dict(self) -> Dict[str, Any]:
         """Every attribute as a plain dict (peers as dicts too), ready for `json.dumps`; a copy."""
@@ -178,6 +196,8 @@ class Status:
         d["faults"] = dict(self.faults)
         d["rejected_by_reason"] = dict(self.rejected_by_reason)
         d["warnings"] = list(self.warnings)
+        for h in ("tenure_histogram", "leaderless_histogram"):
+            d[h] = {k: (list(map(list, v)) if k == "buckets" else v) for k, v in getattr(self, h).items()}
         return d
 
 

@@ -80,6 +80,21 @@ fn same_place(address: &str) -> Vec<(String, String)> {
     hosts.into_iter().map(|h| (h, port.clone())).collect()
 }
 
+/// A histogram as `{"buckets": [[upper bound, cumulative count], ..., [inf, count]], "sum", "count"}`.
+fn histogram_dict<'py>(py: Python<'py>, h: &crate::runtime::monitor::Histogram) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let mut cumulative = 0;
+    let mut buckets = Vec::with_capacity(h.counts.len());
+    for (i, n) in h.counts.iter().enumerate() {
+        cumulative += n;
+        buckets.push((h.bounds.get(i).copied().unwrap_or(f64::INFINITY), cumulative));
+    }
+    d.set_item("buckets", buckets)?;
+    d.set_item("sum", h.sum)?;
+    d.set_item("count", h.count)?;
+    Ok(d)
+}
+
 /// What is unsafe in how this node is set up, for the log at start and for `status().warnings`.
 fn config_warnings(cfg: &NodeConfig) -> Vec<String> {
     let host = cfg.bind.rsplit_once(':').map_or(cfg.bind.as_str(), |(h, _)| h);
@@ -381,7 +396,20 @@ impl PyNodeCore {
             by_reason.set_item(reason, n)?;
         }
         d.set_item("rejected_by_reason", by_reason)?;
-        d.set_item("warnings", config_warnings(&self.cfg))?;
+        let m = &s.monitor;
+        let age = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t).as_secs_f64());
+        d.set_item("leading_for", age(m.leading_since).filter(|_| s.leading.is_some()))?;
+        d.set_item("leaderless_for", age(m.leaderless_since).filter(|_| s.role.is_some()))?;
+        d.set_item("tenure_histogram", histogram_dict(py, &m.tenures)?)?;
+        d.set_item("leaderless_histogram", histogram_dict(py, &m.leaderless_gaps)?)?;
+        d.set_item("elections_last_minute", m.elections_in_window(now))?;
+        d.set_item("leader_changes_last_minute", m.leader_changes_in_window(now))?;
+        d.set_item("term_changes", m.term_changes)?;
+        let mut warnings = config_warnings(&self.cfg);
+        if s.role.is_some() {
+            warnings.extend(m.warnings(now, &self.cfg.engine.timing, s.clock_rate, s.peers.iter()));
+        }
+        d.set_item("warnings", warnings)?;
         Ok(d)
     }
 

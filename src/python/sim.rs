@@ -271,16 +271,8 @@ impl PySimulation {
     /// None. ConfigError for an unknown id, an id in two groups, or a str given as a group.
     #[pyo3(signature = (*groups))]
     fn partition(&mut self, groups: &Bound<'_, PyTuple>) -> PyResult<()> {
-        let mut parsed = Vec::with_capacity(groups.len());
-        for g in groups.iter() {
-            if g.is_instance_of::<pyo3::types::PyString>() {
-                return Err(config_err("partition: each group is a list of node ids, e.g. partition(['n1'], ['n2', 'n3'])"));
-            }
-            parsed.push(
-                g.extract::<Vec<String>>()
-                    .map_err(|_| config_err("partition: each group is a list of node ids"))?,
-            );
-        }
+        let groups: Vec<Bound<'_, PyAny>> = groups.iter().collect();
+        let parsed = super::convert::partition_groups(&groups)?;
         self.sim.partition(&parsed).map_err(config_error)
     }
 

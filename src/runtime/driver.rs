@@ -184,8 +184,11 @@ impl Driver {
             Command::Fault { fault, done } => {
                 let result = self.apply_fault(fault, inbox);
                 // A clock-rate change moves the lease's real end too, so republish all of it.
-                let active = self.faults.active();
-                self.publish_state(|s| s.faults = active);
+                let (active, rate) = (self.faults.active(), self.faults.clock_rate());
+                self.publish_state(|s| {
+                    s.faults = active;
+                    s.clock_rate = rate;
+                });
                 let _ = done.send(result);
             }
         }

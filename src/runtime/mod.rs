@@ -4,6 +4,7 @@
 pub mod driver;
 pub mod durable;
 pub mod log_limit;
+pub mod monitor;
 pub mod node;
 pub mod shared;
 pub mod transport;

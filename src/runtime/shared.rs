@@ -12,6 +12,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::log_limit::LogLimiter;
+use super::monitor::Monitor;
 use crate::engine::{DemoteReason, EventKind, NodeId, Role, Term};
 
 /// Events waiting for the dispatcher thread; past this they are dropped and counted.
@@ -85,6 +86,10 @@ pub struct Snapshot {
     pub ended: Option<(Term, DemoteReason)>,
     /// Bumped by every publish: a waiter that saw version v sleeps until it differs.
     pub version: u64,
+    /// This node's clock rate (a fault), for the drift warning.
+    pub clock_rate: f64,
+    /// Tenures, leaderless gaps, election and leader-change rates.
+    pub monitor: Monitor,
 }
 
 impl Snapshot {
@@ -103,6 +108,8 @@ impl Snapshot {
             leading: None,
             ended: None,
             version: 0,
+            clock_rate: 1.0,
+            monitor: Monitor::default(),
         }
     }
 
@@ -218,7 +225,10 @@ impl Shared {
     /// a transition before they can read it.
     pub fn publish_with_events(&self, f: impl FnOnce(&mut Snapshot), events: Vec<EventRecord>) {
         let mut s = self.read();
+        let before = s.leader.clone();
         f(&mut s);
+        let after = s.leader.clone();
+        s.monitor.observe(before.as_ref(), after.as_ref(), &events, Instant::now());
         for e in &events {
             match e.kind {
                 EventKind::Elected => {
@@ -260,6 +270,8 @@ impl Shared {
             s.lease_until = None;
             s.last_heartbeat = None;
             s.faults.clear();
+            s.clock_rate = 1.0;
+            s.monitor.begin_run(Instant::now());
             s.health = Health::Ok;
             for p in s.peers.values_mut() {
                 p.connected = false;

@@ -88,8 +88,25 @@ pub enum Rejection {
     Unexpected,
 }
 
+/// Every reason name `Rejection::reason` gives, for metrics that list each one, seen or not.
+pub const REJECTION_REASONS: [&str; 13] = [
+    "malformed",
+    "version",
+    "cluster",
+    "algorithm",
+    "refused_by_peer",
+    "implausible_term",
+    "not_ready",
+    "too_many_connections",
+    "unknown_peer",
+    "wrong_node",
+    "bad_mac",
+    "replay",
+    "unexpected",
+];
+
 impl Rejection {
-    /// The reason's name, as `status()` and the metrics count it.
+    /// The reason's name, as `status()` and the metrics count it (one of `REJECTION_REASONS`).
     pub fn reason(&self) -> &'static str {
         match self {
             Rejection::Malformed => "malformed",
@@ -325,6 +342,27 @@ mod tests {
         // The same frame on another connection fails too: its key differs.
         let (_, mut other) = handshake(&auth, &auth).unwrap();
         assert_eq!(other.open(f2), Err(Rejection::BadMac));
+    }
+
+    #[test]
+    fn every_reason_is_listed() {
+        let all = [
+            Rejection::Malformed,
+            Rejection::Version { ours: 1, theirs: 2 },
+            Rejection::Cluster { ours: "a".into(), theirs: "b".into() },
+            Rejection::Algorithm { ours: "a".into(), theirs: "b".into() },
+            Rejection::RefusedByPeer(String::new()),
+            Rejection::ImplausibleTerm { ours: 0, theirs: 1 },
+            Rejection::NotReady,
+            Rejection::TooManyConnections(1),
+            Rejection::UnknownPeer(String::new()),
+            Rejection::WrongNode(String::new()),
+            Rejection::BadMac,
+            Rejection::Replay { got: 1, last: 1 },
+            Rejection::Unexpected,
+        ];
+        let names: Vec<_> = all.iter().map(Rejection::reason).collect();
+        assert_eq!(names, REJECTION_REASONS);
     }
 
     #[test]

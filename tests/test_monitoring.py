@@ -1,0 +1,67 @@
+"""The monitoring the articles ask for, as each node sees it: how long leaderships last, how long
+the node goes without a leader (failover time from here), how often elections start, and the
+abnormal patterns named in status().warnings."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import wait_until
+
+ELECT = 15.0
+
+
+def test_tenure_and_leaderless_gaps_are_measured_across_a_failover(cluster_factory):
+    c = cluster_factory(3)
+    leader = c.wait_for_leader(ELECT)
+    survivor = next(n for i, n in c.nodes.items() if i != leader)
+    first = survivor.status()
+    assert first.leaderless_histogram["count"] == 1, "the gap from start to the first leader"
+    assert first.leaderless_for is None and first.term_changes >= 1
+    time.sleep(0.5)
+    c.nodes[leader].resign()  # the old leader's tenure ends; the others see a (short) gap
+    new = wait_until(lambda: c.leader() not in (None, leader) and c.leader(), ELECT, "a new leader")
+    old = c.nodes[leader].status()
+    assert old.tenure_histogram["count"] == 1 and old.tenure_histogram["sum"] >= 0.5, old.tenure_histogram
+    buckets = old.tenure_histogram["buckets"]
+    assert tuple(buckets[-1]) == (float("inf"), 1) and all(b[1] <= 1 for b in buckets)
+    assert c.nodes[new].status().leading_for is not None
+    c.kill(new)
+    wait_until(lambda: c.leader() not in (None, new), ELECT, "a leader after the kill")
+    gaps = survivor.status().leaderless_histogram
+    assert gaps["count"] >= 2 and gaps["sum"] > 0, gaps
+
+
+def test_an_isolated_node_warns_of_unreachable_peers_and_an_election_storm(cluster_factory):
+    c = cluster_factory(3, pre_vote=False, election_timeout=(0.05, 0.1), heartbeat_interval=0.02)
+    c.wait_for_leader(ELECT)
+    lonely = c.nodes["n3"]
+    lonely.faults.isolate()
+    warnings = wait_until(
+        lambda: [w for w in lonely.status().warnings if "storm" in w or "unreachable" in w]
+        if any("storm" in w for w in lonely.status().warnings) else None,
+        ELECT, "an election storm on the isolated node (it campaigns every timeout without pre-vote)",
+    )
+    assert any("election storm" in w for w in warnings), warnings
+    assert lonely.status().elections_last_minute > 10
+
+
+def test_a_clock_rate_near_the_drift_bound_is_warned_of(cluster_factory):
+    c = cluster_factory(1)
+    c.wait_for_leader(ELECT)
+    node = c.nodes["n1"]
+    assert node.status().warnings == []
+    node.faults.clock_rate(1.045)  # max_clock_drift is 0.05
+    assert any("clock rate" in w for w in node.status().warnings)
+    node.faults.clock_rate(1.01)
+    assert not any("clock rate" in w for w in node.status().warnings)
+
+
+def test_a_dead_peer_is_warned_of_once_unreachable_for_longer_than_the_election_timeout(cluster_factory):
+    c = cluster_factory(3)
+    c.wait_for_leader(ELECT)
+    c.kill("n3")
+    watcher = c.nodes["n1"]
+    wait_until(lambda: any("'n3'" in w or '"n3"' in w for w in watcher.status().warnings), ELECT, "the warning")
+    c.restart("n3")
+    wait_until(lambda: not any("n3" in w for w in watcher.status().warnings), ELECT, "the warning gone")

@@ -196,6 +196,36 @@ mod hardened_accept {
     }
 
     #[test]
+    fn an_authenticated_connection_that_goes_silent_is_closed_and_one_with_keepalives_is_kept() {
+        use quorate::runtime::transport::IDLE_TIMEOUT;
+        let (cfg, node) = start(&["a", "b", "c"]);
+        rt().block_on(async {
+            let mut silent = handshake(&cfg.bind, "b", true).await;
+            let started = Instant::now();
+            assert!(closed_within(&mut silent, IDLE_TIMEOUT * 3).await, "closed");
+            assert!(started.elapsed() >= IDLE_TIMEOUT, "not before the idle timeout");
+
+            // What a dialer with nothing to say does: a keepalive every second.
+            let stream = TcpStream::connect(&cfg.bind).await.unwrap();
+            let mut live = Framed::new(stream, wire::codec());
+            let auth = Auth::new(Some(SECRET.to_vec()));
+            let nonce = wire::fresh_nonce();
+            let group = Group { cluster: "hard-test".into(), algorithm: "raft".into() };
+            live.send(wire::encode(&auth.hello(&group, "c", "a", nonce))).await.unwrap();
+            let welcome = wire::decode(&live.next().await.unwrap().unwrap()).unwrap();
+            let theirs = auth.check_welcome(welcome, "c", "a", nonce).unwrap();
+            let mut session = auth.session("c", "a", nonce, theirs);
+            live.send(wire::encode(&session.ready())).await.unwrap();
+            let until = Instant::now() + IDLE_TIMEOUT + Duration::from_secs(2);
+            while Instant::now() < until {
+                assert!(!closed_within(&mut live, Duration::from_secs(1)).await, "a live connection was closed");
+                live.send(wire::encode(&session.keepalive())).await.unwrap();
+            }
+        });
+        assert_eq!(node.shared.counters.rejected_by_reason().get("bad_mac"), None);
+    }
+
+    #[test]
     fn half_open_connections_are_capped_and_the_rest_closed_at_once() {
         let (cfg, node) = start(&["a", "b", "c"]);
         rt().block_on(async {

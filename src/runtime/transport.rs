@@ -22,6 +22,10 @@ use crate::engine::{Message, NodeId};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A dialer with nothing to send for this long sends a keepalive.
+const KEEPALIVE: Duration = Duration::from_secs(1);
+/// An inbound connection silent for this long (no message, no keepalive) is abandoned: closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -118,13 +122,17 @@ impl Acceptor {
             let frame = tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = &mut evicted => return, // a newer connection of this peer replaced it
-                frame = framed.next() => frame,
+                frame = tokio::time::timeout(IDLE_TIMEOUT, framed.next()) => match frame {
+                    Ok(frame) => frame,
+                    Err(_) => return, // abandoned: its dialer would have sent a keepalive
+                },
             };
             let message = match frame {
                 None => return,
                 Some(Err(_)) => return self.refuse(&from, Rejection::Malformed),
-                Some(Ok(bytes)) => match wire::decode(&bytes).and_then(|f| session.open(f)) {
-                    Ok(m) => m,
+                Some(Ok(bytes)) => match wire::decode(&bytes).and_then(|f| session.open_any(f)) {
+                    Ok(Some(m)) => m,
+                    Ok(None) => continue, // a keepalive
                     Err(why) => return self.refuse(&from, why),
                 },
             };
@@ -295,6 +303,12 @@ impl Dialer {
                 // The peer never writes on this connection: a read ending means it closed.
                 _ = framed.next() => return false,
                 next = outbox.recv() => next,
+                _ = tokio::time::sleep(KEEPALIVE) => {
+                    if framed.send(wire::encode(&session.keepalive())).await.is_err() {
+                        return false;
+                    }
+                    continue;
+                }
             };
             let Some((queued_at, message)) = next else { return true };
             if queued_at.elapsed() > self.stale_after {

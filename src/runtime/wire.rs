@@ -36,6 +36,9 @@ pub enum Frame {
     /// that knows the secret and received this `Welcome` can derive. A replayed `Hello` cannot
     /// follow up with it, so its connection is closed at the handshake timeout.
     Ready { mac: Vec<u8> },
+    /// Sent by a dialer after a while of silence, so the acceptor can tell a live idle connection
+    /// from an abandoned one (which it closes). Sequenced and MACed like a message.
+    Keepalive { seq: u64, mac: Vec<u8> },
     Message { seq: u64, body: Message, mac: Vec<u8> },
 }
 
@@ -278,6 +281,29 @@ impl Session {
         }
     }
 
+    /// A keepalive frame: it takes the next sequence number, so it cannot be replayed either.
+    pub fn keepalive(&mut self) -> Frame {
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        let mac = self.key.as_ref().map_or_else(Vec::new, |k| mac_over(k, &[b"keepalive", &seq.to_le_bytes()]));
+        Frame::Keepalive { seq, mac }
+    }
+
+    /// Opens a message or a keepalive (`Ok(None)`), with the same authentication and ordering.
+    pub fn open_any(&mut self, frame: Frame) -> Result<Option<Message>, Rejection> {
+        let Frame::Keepalive { seq, mac } = frame else { return self.open(frame).map(Some) };
+        if let Some(k) = &self.key {
+            if !verify(k, &[b"keepalive", &seq.to_le_bytes()], &mac) {
+                return Err(Rejection::BadMac);
+            }
+        }
+        if seq <= self.last_seq {
+            return Err(Rejection::Replay { got: seq, last: self.last_seq });
+        }
+        self.last_seq = seq;
+        Ok(None)
+    }
+
     pub fn seal(&mut self, body: Message) -> Frame {
         self.last_seq += 1;
         let seq = self.last_seq;
@@ -342,6 +368,19 @@ mod tests {
         // The same frame on another connection fails too: its key differs.
         let (_, mut other) = handshake(&auth, &auth).unwrap();
         assert_eq!(other.open(f2), Err(Rejection::BadMac));
+    }
+
+    #[test]
+    fn keepalives_are_authenticated_and_ordered_like_messages() {
+        let auth = Auth::new(Some(b"0123456789abcdef".to_vec()));
+        let (mut tx, mut rx) = handshake(&auth, &auth).unwrap();
+        let k1 = tx.keepalive();
+        let m2 = tx.seal(hb(2));
+        assert_eq!(rx.open_any(k1.clone()), Ok(None));
+        assert_eq!(rx.open_any(m2), Ok(Some(hb(2))));
+        assert!(matches!(rx.open_any(k1), Err(Rejection::Replay { .. })));
+        let Frame::Keepalive { seq, .. } = tx.keepalive() else { unreachable!() };
+        assert_eq!(rx.open_any(Frame::Keepalive { seq, mac: vec![0; 32] }), Err(Rejection::BadMac));
     }
 
     #[test]

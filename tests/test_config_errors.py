@@ -36,9 +36,9 @@ def test_core_config_errors(kwargs, needle):
         quorate.Core(node_id, members, **kwargs)
 
 
-@pytest.mark.parametrize("algorithm", ["bully", "ring"])
-def test_algorithms_of_the_contract_not_yet_built_are_refused_loudly(algorithm):
-    with pytest.raises(ConfigError, match="not implemented"):
+@pytest.mark.parametrize("algorithm", ["paxos", "Raft", ""])
+def test_an_unknown_algorithm_is_refused_loudly(algorithm):
+    with pytest.raises(ConfigError, match="unknown algorithm"):
         quorate.Simulation(3, algorithm=algorithm)
 
 

@@ -10,7 +10,9 @@
 //! instead, so the `deliver` or `stabilize` that later delivers it prints it again as it arrives.
 //!
 //! Commands:
-//!   cluster ids=(a,b,c) [pre_vote=false] [check_quorum=false]   a fresh group, all booted at t=0
+//!   cluster ids=(a,b,c) [pre_vote=false] [check_quorum=false] [algorithm=bully|ring]
+//!                      a fresh group, all booted at t=0 (raft unless `algorithm` says otherwise;
+//!                      bully and ring rank the members by id, so the last id is the highest)
 //!   fire a [b ...]     jump the clock to each named node's next deadline, earliest first, and tick
 //!                      that node alone: its messages stay in flight, and the other nodes wait even
 //!                      past their own deadlines (those are listed)
@@ -30,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::Duration;
 
 use datadriven::TestCase;
-use quorate::engine::{Config, HardState, Message, Output, Raft, Role, Timing};
+use quorate::engine::{Algorithm, Config, Engine, HardState, Message, Output, Role, Timing};
 
 /// Bound on `stabilize`, so a livelock shows up as output instead of a hang.
 const MAX_DELIVERIES: usize = 10_000;
@@ -94,8 +96,9 @@ impl Log {
 
 struct Net {
     timing: Timing,
+    algorithm: Algorithm,
     ids: Vec<String>,
-    nodes: BTreeMap<String, Option<Raft>>,
+    nodes: BTreeMap<String, Option<Engine>>,
     hard: BTreeMap<String, HardState>,
     in_flight: VecDeque<Flight>,
     next_message_id: u64,
@@ -121,13 +124,24 @@ fn describe(m: &Message) -> String {
         Message::Heartbeat { term, seq } => format!("heartbeat term={term} seq={seq}"),
         Message::HeartbeatResponse { term, seq } => format!("heartbeat_response term={term} seq={seq}"),
         Message::TimeoutNow { term } => format!("timeout_now term={term}"),
+        Message::Election { epoch } => format!("election epoch={epoch}"),
+        Message::Ok { epoch } => format!("ok epoch={epoch}"),
+        Message::Coordinator { epoch } => format!("coordinator epoch={epoch}"),
+        Message::Alive { epoch, seq } => format!("alive epoch={epoch} seq={seq}"),
+        Message::AliveAck { epoch, seq } => format!("alive_ack epoch={epoch} seq={seq}"),
+        Message::RingElection { epoch, candidate, hop } => format!("ring_election epoch={epoch} candidate={candidate} hop={hop}"),
+        Message::RingCoordinator { epoch, leader, hop } => format!("ring_coordinator epoch={epoch} leader={leader} hop={hop}"),
+        Message::RingAck { hop } => format!("ring_ack hop={hop}"),
+        Message::RingAlive { epoch, seq } => format!("ring_alive epoch={epoch} seq={seq}"),
+        Message::RingAliveAck { epoch, seq } => format!("ring_alive_ack epoch={epoch} seq={seq}"),
     }
 }
 
 impl Net {
-    fn new(ids: Vec<String>, timing: Timing) -> Net {
+    fn new(ids: Vec<String>, timing: Timing, algorithm: Algorithm) -> Net {
         let mut net = Net {
             timing,
+            algorithm,
             nodes: ids.iter().map(|id| (id.clone(), None)).collect(),
             hard: ids.iter().map(|id| (id.clone(), HardState::default())).collect(),
             ids,
@@ -148,8 +162,10 @@ impl Net {
 
     fn boot(&mut self, id: &str, log: &mut Log) {
         self.boots += 1;
-        let cfg = Config::new(id, self.ids.clone(), self.timing.clone(), self.boots).expect("valid transcript config");
-        let mut raft = Raft::new(cfg, self.hard[id].clone());
+        let cfg = Config::new(id, self.ids.clone(), self.timing.clone(), self.boots)
+            .and_then(|c| c.with_algorithm(self.algorithm))
+            .expect("valid transcript config");
+        let mut raft = Engine::new(cfg, self.hard[id].clone());
         let outputs = raft.tick(self.now);
         self.nodes.insert(id.to_string(), Some(raft));
         self.carry_out(id, outputs, "", log);
@@ -157,7 +173,7 @@ impl Net {
         log.line(format!("{id}: booted at {}, term={}, election timeout at {}", secs(self.now), self.hard[id].term, secs(deadline)));
     }
 
-    fn node(&mut self, id: &str) -> &mut Raft {
+    fn node(&mut self, id: &str) -> &mut Engine {
         self.nodes.get_mut(id).unwrap_or_else(|| panic!("no node {id:?}")).as_mut().unwrap_or_else(|| panic!("{id} is down"))
     }
 
@@ -262,6 +278,8 @@ impl Net {
             let at = secs(self.deadline(id));
             log.line(match r.role() {
                 Role::Leader => format!("{id}: leader, next deadline at {at}"),
+                Role::Candidate if self.algorithm == Algorithm::Bully => format!("{id}: candidate, waits for ok until {at}"),
+                Role::Candidate if self.algorithm == Algorithm::Ring => format!("{id}: participant, next deadline at {at}"),
                 _ => format!("{id}: election timeout at {at}"),
             });
         }
@@ -420,8 +438,12 @@ fn transcripts() {
                 if let Some(c) = tc.try_take_arg::<bool>("check_quorum").expect("check_quorum=BOOL") {
                     timing.check_quorum = c;
                 }
+                let algorithm = match tc.try_take_arg::<String>("algorithm").expect("algorithm=NAME") {
+                    Some(name) => Algorithm::parse(&name).expect("a known algorithm"),
+                    None => Algorithm::Raft,
+                };
                 tc.expect_empty().unwrap_or_else(|e| panic!("cluster: {e}"));
-                let n = Net::new(ids, timing);
+                let n = Net::new(ids, timing, algorithm);
                 let mut log = Log::default();
                 n.status(&mut log);
                 n.timers(&mut log);

@@ -34,7 +34,7 @@ class NodeOption:
 
     param: str  #: the constructor's argument name
     flag: str  #: the option, e.g. "--data-dir"; for a switch, "--pre-vote" (argparse adds "--no-pre-vote")
-    kind: str  #: "text" | "number" | "pair" | "switch" | "members" | "secret_file"
+    kind: str  #: "text" | "number" | "pair" | "switch" | "members" | "priorities" | "secret_file"
     metavar: Optional[str]
     help: str
 
@@ -61,7 +61,10 @@ NODE_OPTIONS: Tuple[NodeOption, ...] = (
                "check-quorum: a leader steps down when a majority stops answering"),
     NodeOption("max_clock_drift", "--max-clock-drift", "number", "RATE",
                "assumed bound on the clock-rate difference between nodes, for the leader lease"),
-    NodeOption("priority", "--priority", "number", "N", "bully/ring rank; raft: a tie-break hint only"),
+    NodeOption("priority", "--priority", "number", "N",
+               "this node's bully/ring priority: rank is (priority, id); raft ignores it; None: its --priorities entry or 0"),
+    NodeOption("priorities", "--priorities", "priorities", "ID=N",
+               "a member's bully/ring priority, the option repeated per member (the same on every node; not given: 0)"),
     NodeOption("seed", "--seed", "number", "N", "fixes this node's timeout randomness (tests, demos); None: random"),
 )
 
@@ -118,7 +121,7 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
             options["action"] = argparse.BooleanOptionalAction
         elif row.kind == "pair":
             options.update(action=_Pair, nargs="+")
-        elif row.kind == "members":
+        elif row.kind in ("members", "priorities"):
             options.update(action="append", metavar=row.metavar)
         else:
             options["metavar"] = row.metavar
@@ -149,6 +152,18 @@ def _members(specs: Sequence[str]) -> Dict[str, str]:
     return members
 
 
+def _priorities(specs: Sequence[str]) -> Dict[str, Union[int, float, str]]:
+    priorities: Dict[str, Union[int, float, str]] = {}
+    for spec in specs:
+        node_id, sep, value = spec.partition("=")
+        if not sep:
+            raise ConfigError(f"--priorities: expected ID=N, got {spec!r}")
+        if node_id in priorities:
+            raise ConfigError(f"--priorities: {node_id!r} is given twice")
+        priorities[node_id] = _number(value)
+    return priorities
+
+
 def node_arguments(args: argparse.Namespace) -> Dict[str, Any]:
     """The keyword arguments for ``Node(**...)`` from the options given (and only those)."""
     kwargs: Dict[str, Any] = {}
@@ -162,6 +177,8 @@ def node_arguments(args: argparse.Namespace) -> Dict[str, Any]:
             value = tuple(_number(v) for token in value for v in token.split(","))
         elif row.kind == "members":
             value = _members(value)
+        elif row.kind == "priorities":
+            value = _priorities(value)
         elif row.kind == "secret_file":
             try:
                 value = read_secret(value)

@@ -37,7 +37,7 @@ class Event:
 
 @final
 class Core:
-    """The sans-IO Raft election engine. Every method taking ``now`` returns the outputs to carry
+    """The sans-IO election engine (raft, bully or ring). Every method taking ``now`` returns the outputs to carry
     out, in order: ``persist`` before any ``send`` that depends on it."""
 
     def __new__(
@@ -54,6 +54,8 @@ class Core:
         seed: int = 0,
         term: int = 0,
         voted_for: Optional[str] = None,
+        priority: Optional[int] = None,
+        priorities: Optional[Dict[str, int]] = None,
     ) -> Self: ...
     def tick(self, now: float) -> List[_Output]: ...
     def step(self, now: float, sender: str, message: _Message) -> List[_Output]: ...
@@ -86,6 +88,7 @@ class Simulation:
         pre_vote: bool = True,
         check_quorum: bool = True,
         max_clock_drift: float = 0.05,
+        priorities: Optional[Dict[str, int]] = None,
     ) -> Self: ...
     @property
     def now(self) -> float: ...
@@ -133,6 +136,8 @@ class _NodeCore:
         check_quorum: bool,
         max_clock_drift: Any,
         seed: Any,
+        priority: Optional[int] = None,
+        priorities: Optional[Dict[str, int]] = None,
     ) -> Self: ...
     def start(self) -> None: ...
     def stop(self, graceful: bool = True, timeout: float = 5.0) -> bool: ...

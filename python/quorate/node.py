@@ -366,7 +366,8 @@ class Node:
         members: The id and "host:port" of EVERY member, this node included.
         bind: The address to listen on; default `members[node_id]`. Port 0 picks a free port
             (`address` tells which, after `start()`).
-        algorithm: The election algorithm: "raft".
+        algorithm: The election algorithm: "raft", "bully" or "ring" (every member must run the
+            same one; a peer running another is refused at the handshake).
         election_timeout: The (min, max) seconds a follower waits without hearing a leader before
             it campaigns, drawn at random in that range.
         heartbeat_interval: Seconds between a leader's heartbeats; below `election_timeout[0]`.
@@ -380,7 +381,12 @@ class Node:
         check_quorum: A leader steps down when a majority stops answering.
         max_clock_drift: The assumed bound on the clock-rate difference between nodes, in
             [0, 0.5); the lease is shortened by it.
-        priority: A rank hint (raft: a tie-break hint only).
+        priority: This node's priority. Bully and ring rank members by (priority, node_id) and
+            the highest-ranked live member coordinates; raft ignores it. None: this node's entry in
+            `priorities`, or 0.
+        priorities: Every member's priority, as a mapping of node id to int (members not named:
+            0). Bully and ring need every member to know every rank, so give every node the same mapping.
+            This node's entry, if given, must equal `priority` (if that is given too).
         on_elected: Called with the `Event` each time this node becomes leader (lease held).
         on_demoted: Called with the `Event` each time a leadership of this node ends.
         on_leader_change: Called with the `Event` each time the leader this node knows changes.
@@ -404,7 +410,8 @@ class Node:
         pre_vote: bool = DEFAULT_TIMING["pre_vote"],
         check_quorum: bool = DEFAULT_TIMING["check_quorum"],
         max_clock_drift: float = DEFAULT_TIMING["max_clock_drift"],
-        priority: int = 0,
+        priority: Optional[int] = None,
+        priorities: Optional[Mapping[str, int]] = None,
         on_elected: Optional[Callback] = None,
         on_demoted: Optional[Callback] = None,
         on_leader_change: Optional[Callback] = None,
@@ -412,8 +419,15 @@ class Node:
     ) -> None:
         if not isinstance(members, Mapping):
             raise ConfigError("members: expected a mapping of node id to 'host:port'")
-        if not isinstance(priority, int) or isinstance(priority, bool):
+        if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
             raise ConfigError(f"priority: must be an int, got {priority!r}")
+        if priorities is not None:
+            if not isinstance(priorities, Mapping):
+                raise ConfigError("priorities: expected a mapping of node id to int")
+            for key, value in priorities.items():
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise ConfigError(f"priorities: the priority of {key!r} must be an int, got {value!r}")
+            priorities = dict(priorities)
         for name, cb in (("on_elected", on_elected), ("on_demoted", on_demoted), ("on_leader_change", on_leader_change)):
             _check_callback(name, cb)
         self._core = _NodeCore(
@@ -430,6 +444,8 @@ class Node:
             check_quorum=check_quorum,
             max_clock_drift=max_clock_drift,
             seed=seed,
+            priority=priority,
+            priorities=priorities,
         )
         if len(members) % 2 == 0:
             warnings.warn(
@@ -443,7 +459,7 @@ class Node:
                 stacklevel=2,
             )
         self._algorithm = algorithm
-        self._priority = priority
+        self._priority = priority if priority is not None else (priorities or {}).get(node_id, 0)
         self._on_elected = on_elected
         self._on_demoted = on_demoted
         self._on_leader_change = on_leader_change
@@ -549,12 +565,12 @@ class Node:
 
     @property
     def algorithm(self) -> str:
-        """The election algorithm ("raft")."""
+        """The election algorithm ("raft", "bully" or "ring")."""
         return self._algorithm
 
     @property
     def priority(self) -> int:
-        """The rank hint given at construction."""
+        """This node's priority: the bully and ring rank is (priority, node_id); raft ignores it."""
         return self._priority
 
     @property

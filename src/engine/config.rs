@@ -1,6 +1,7 @@
 //! Configuration of one engine, and its validation. Every rule here is one a user can break from
 //! Python, so each failure names the argument and the rule.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub type NodeId = String;
@@ -45,15 +46,11 @@ impl Algorithm {
         }
     }
 
-    /// Only Raft has an engine so far; the other two are part of the contract but are refused
-    /// loudly rather than silently run as Raft.
+    /// Every algorithm of the contract has an engine now; kept so that a name added to the
+    /// contract before its engine is refused loudly rather than silently run as another.
     pub fn require_implemented(self) -> Result<Self, ConfigError> {
         match self {
-            Algorithm::Raft => Ok(self),
-            other => Err(ConfigError::new(format!(
-                "algorithm: {:?} is not implemented in this version of quorate; use \"raft\"",
-                other.name()
-            ))),
+            Algorithm::Raft | Algorithm::Bully | Algorithm::Ring => Ok(self),
         }
     }
 }
@@ -136,6 +133,18 @@ pub struct Config {
     pub seed: u64,
     /// The election algorithm the whole group runs (peers of another are refused at handshake).
     pub algorithm: Algorithm,
+    /// This node's priority (default 0). Bully and Ring rank members by `(priority, node_id)`: the
+    /// highest-ranked live member becomes coordinator (Ring orders its ring by rank). Raft ignores it.
+    pub priority: i64,
+    /// Every member's priority, as every member must know every rank (a member not listed has
+    /// priority 0). Kept consistent with `priority` by `with_priority` and `with_priorities`: this
+    /// node's entry, when present, equals `priority`. Every member should be given the same map.
+    pub priorities: BTreeMap<NodeId, i64>,
+    /// Bully only (default true): a node that hears a lower-ranked coordinator (a higher-ranked
+    /// node recovering, or two sides of a healed partition meeting) starts an election and takes
+    /// over. Off, a follower keeps a live lower-ranked coordinator until it fails; two
+    /// coordinators that meet still settle on the higher rank.
+    pub bully_preempt: bool,
 }
 
 impl Config {
@@ -152,7 +161,45 @@ impl Config {
             return Err(ConfigError::new(format!("node_id: {id:?} is not one of the members")));
         }
         timing.validate()?;
-        Ok(Config { id, members, timing, seed, algorithm: Algorithm::Raft })
+        Ok(Config {
+            id,
+            members,
+            timing,
+            seed,
+            algorithm: Algorithm::Raft,
+            priority: 0,
+            priorities: BTreeMap::new(),
+            bully_preempt: true,
+        })
+    }
+
+    /// The same configuration with this node's priority set (its entry in `priorities` too).
+    pub fn with_priority(mut self, priority: i64) -> Config {
+        self.priority = priority;
+        self.priorities.insert(self.id.clone(), priority);
+        self
+    }
+
+    /// The same configuration with every member's priority (members not named: 0). Refuses a name
+    /// that is not a member; this node's own entry, if given, sets `priority`.
+    pub fn with_priorities(mut self, priorities: BTreeMap<NodeId, i64>) -> Result<Config, ConfigError> {
+        if let Some(stranger) = priorities.keys().find(|k| !self.members.contains(k)) {
+            return Err(ConfigError::new(format!("priorities: {stranger:?} is not one of the members")));
+        }
+        let own = priorities.get(&self.id).copied().unwrap_or(self.priority);
+        self.priorities = priorities;
+        Ok(self.with_priority(own))
+    }
+
+    /// The same configuration with Bully's preemption on or off (see `bully_preempt`).
+    pub fn with_bully_preempt(self, bully_preempt: bool) -> Config {
+        Config { bully_preempt, ..self }
+    }
+
+    /// A member's Bully rank: `(priority, node_id)`, compared as a tuple (ties go to the greater id).
+    pub fn rank<'a>(&self, id: &'a str) -> (i64, &'a str) {
+        let priority = if id == self.id { self.priority } else { self.priorities.get(id).copied().unwrap_or(0) };
+        (priority, id)
     }
 
     /// The same configuration for another algorithm; one this version cannot run is refused.

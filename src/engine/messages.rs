@@ -2,11 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::config::NodeId;
+use super::config::{Algorithm, NodeId};
 
 pub type Term = u64;
 
-/// Raft election messages. The sender travels beside the message, never inside it.
+/// Election messages of every algorithm (raft's, then bully's, then ring's). The sender travels beside the
+/// message, never inside it. An engine ignores the messages of another algorithm (and `plausible`
+/// says so); the handshake keeps them apart on the wire. New variants go at the end: the wire
+/// encodes the variant's index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// RequestVote. A pre-vote carries the term the candidate would campaign at without raising its
@@ -20,6 +23,36 @@ pub enum Message {
     HeartbeatResponse { term: Term, seq: u64 },
     /// Tells the receiver to start an election at once (leadership transfer, thesis 3.10).
     TimeoutNow { term: Term },
+    /// Bully: ELECTION, sent to every higher-ranked member by a node that lost its coordinator (or
+    /// preempts a lower-ranked one). `epoch` is the highest epoch the sender has seen.
+    Election { epoch: Term },
+    /// Bully: OK, a live higher-ranked member's answer to `Election`: it takes the election over,
+    /// so the sender waits for a `Coordinator` instead of declaring itself. `epoch`: the answerer's.
+    Ok { epoch: Term },
+    /// Bully: COORDINATOR, the winner's announcement to every member. `epoch` is its fencing token,
+    /// persisted before this is sent. Acknowledged like heartbeat round 0.
+    Coordinator { epoch: Term },
+    /// Bully: the coordinator's heartbeat (its liveness signal), numbered from 1 like raft's.
+    Alive { epoch: Term, seq: u64 },
+    /// Bully: a follower's acknowledgement of `Coordinator` (seq 0) or `Alive`, which extends the
+    /// coordinator's lease. An `epoch` above the coordinator's says its token is stale: it takes a
+    /// fresh one.
+    AliveAck { epoch: Term, seq: u64 },
+    /// Ring: ELECTION, passed to the next live member of the ring (the members ordered by rank),
+    /// collecting the highest-ranked `candidate` and the highest `epoch` seen on its way. `hop`
+    /// numbers this hop for its `RingAck`.
+    RingElection { epoch: Term, candidate: NodeId, hop: u64 },
+    /// Ring: COORDINATOR, passed once around the ring from the winner; `epoch` is its fencing
+    /// token, persisted before this is sent.
+    RingCoordinator { epoch: Term, leader: NodeId, hop: u64 },
+    /// Ring: the receipt for one hop. A hop not acknowledged within `heartbeat_interval` is sent
+    /// on to the member after the silent one: the ring skips it.
+    RingAck { hop: u64 },
+    /// Ring: the coordinator's heartbeat, sent to every member directly (round 0 is the first).
+    RingAlive { epoch: Term, seq: u64 },
+    /// Ring: its acknowledgement, extending the coordinator's lease; a higher `epoch` says the
+    /// coordinator's token is stale.
+    RingAliveAck { epoch: Term, seq: u64 },
 }
 
 impl Message {
@@ -30,6 +63,37 @@ impl Message {
             | Message::Heartbeat { term, .. }
             | Message::HeartbeatResponse { term, .. }
             | Message::TimeoutNow { term } => term,
+            Message::Election { epoch }
+            | Message::Ok { epoch }
+            | Message::Coordinator { epoch }
+            | Message::Alive { epoch, .. }
+            | Message::AliveAck { epoch, .. }
+            | Message::RingElection { epoch, .. }
+            | Message::RingCoordinator { epoch, .. }
+            | Message::RingAlive { epoch, .. }
+            | Message::RingAliveAck { epoch, .. } => epoch,
+            Message::RingAck { .. } => 0,
+        }
+    }
+
+    /// The algorithm whose engine speaks this message.
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Message::Vote { .. }
+            | Message::VoteResponse { .. }
+            | Message::Heartbeat { .. }
+            | Message::HeartbeatResponse { .. }
+            | Message::TimeoutNow { .. } => Algorithm::Raft,
+            Message::Election { .. }
+            | Message::Ok { .. }
+            | Message::Coordinator { .. }
+            | Message::Alive { .. }
+            | Message::AliveAck { .. } => Algorithm::Bully,
+            Message::RingElection { .. }
+            | Message::RingCoordinator { .. }
+            | Message::RingAck { .. }
+            | Message::RingAlive { .. }
+            | Message::RingAliveAck { .. } => Algorithm::Ring,
         }
     }
 
@@ -40,6 +104,16 @@ impl Message {
             Message::Heartbeat { .. } => "heartbeat",
             Message::HeartbeatResponse { .. } => "heartbeat_response",
             Message::TimeoutNow { .. } => "timeout_now",
+            Message::Election { .. } => "election",
+            Message::Ok { .. } => "ok",
+            Message::Coordinator { .. } => "coordinator",
+            Message::Alive { .. } => "alive",
+            Message::AliveAck { .. } => "alive_ack",
+            Message::RingElection { .. } => "ring_election",
+            Message::RingCoordinator { .. } => "ring_coordinator",
+            Message::RingAck { .. } => "ring_ack",
+            Message::RingAlive { .. } => "ring_alive",
+            Message::RingAliveAck { .. } => "ring_alive_ack",
         }
     }
 }
@@ -79,9 +153,9 @@ impl EventKind {
 /// persist), for leaderships that end without the engine being asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DemoteReason {
-    /// The lease lapsed: no majority acknowledged a heartbeat round in time.
+    /// The lease lapsed: no majority acknowledged a heartbeat round in time (bully: no peer did).
     LostLease,
-    /// A message carried a higher term.
+    /// A message carried a higher term (bully: a higher epoch, so this node's token is stale).
     HigherTerm,
     /// `resign()` or `transfer_leadership()` handed leadership to a peer.
     Resigned,

@@ -21,18 +21,26 @@
 //! second), and a match shows in one place which algorithms exist. Adding one is a module, a
 //! variant here, and a name in [`Algorithm`].
 
+pub mod bully;
 pub mod config;
 pub mod messages;
 pub mod raft;
+pub mod ring;
 
 #[cfg(test)]
+mod bully_tests;
+#[cfg(test)]
 mod raft_tests;
+#[cfg(test)]
+mod ring_tests;
 
 use std::time::Duration;
 
 pub use config::{Algorithm, Config, ConfigError, NodeId, Timing};
 pub use messages::{DemoteReason, Event, EventKind, HardState, Message, Output, Term};
+pub use bully::Bully;
 pub use raft::{Raft, MAX_TERM_AHEAD};
+pub use ring::Ring;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -78,6 +86,8 @@ pub struct State {
 #[derive(Debug, Clone)]
 pub enum Engine {
     Raft(Raft),
+    Bully(Bully),
+    Ring(Ring),
 }
 
 /// Calls the same method on whichever algorithm this engine runs.
@@ -85,6 +95,8 @@ macro_rules! each {
     ($self:expr, $e:ident => $body:expr) => {
         match $self {
             Engine::Raft($e) => $body,
+            Engine::Bully($e) => $body,
+            Engine::Ring($e) => $body,
         }
     };
 }
@@ -95,7 +107,8 @@ impl Engine {
     pub fn new(cfg: Config, hard: HardState) -> Engine {
         match cfg.algorithm {
             Algorithm::Raft => Engine::Raft(Raft::new(cfg, hard)),
-            other => unreachable!("Config refuses the unimplemented algorithm {:?}", other.name()),
+            Algorithm::Bully => Engine::Bully(Bully::new(cfg, hard)),
+            Algorithm::Ring => Engine::Ring(Ring::new(cfg, hard)),
         }
     }
 

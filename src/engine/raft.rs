@@ -34,7 +34,7 @@ use std::time::Duration;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-use super::config::{Config, NodeId};
+use super::config::{Algorithm, Config, NodeId};
 use super::messages::{DemoteReason, Event, EventKind, HardState, Message, Output, Term};
 use super::{Role, State, TransferError};
 
@@ -215,12 +215,12 @@ impl Raft {
         self.take_outputs()
     }
 
-    /// Whether a message's term is one a peer following the rules could send: at most
-    /// `MAX_TERM_AHEAD` beyond ours. A term far ahead (a forged frame, a corrupt peer) would
+    /// Whether a message is raft's (another algorithm's is ignored) and its term one a peer
+    /// following the rules could send: at most `MAX_TERM_AHEAD` beyond ours. A term far ahead (a forged frame, a corrupt peer) would
     /// otherwise be adopted and persisted, and a term near `Term::MAX` would leave no term to
     /// campaign at, ever: refused, and drivers count it.
     pub fn plausible(&self, message: &Message) -> bool {
-        message.term() <= self.term.saturating_add(MAX_TERM_AHEAD)
+        message.algorithm() == Algorithm::Raft && message.term() <= self.term.saturating_add(MAX_TERM_AHEAD)
     }
 
     /// Starts an election now, as if the election timeout had fired. Does nothing on a leader, and
@@ -384,7 +384,7 @@ impl Raft {
                 }
             }
             Message::TimeoutNow { .. } => self.start_campaign(now, true),
-            Message::HeartbeatResponse { .. } | Message::Vote { .. } => {}
+            _ => {}
         }
     }
 

@@ -4,6 +4,7 @@
 //! the `*_arg` helpers below: a bad value is a `ConfigError` naming the argument and the value's
 //! `repr`, never a `TypeError` from argument extraction, a panic or a silent default.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pyo3::exceptions::PyTypeError;
@@ -264,9 +265,22 @@ pub fn engine_config(
     algorithm: &str,
     timing: Timing,
     seed: u64,
+    priority: Option<i64>,
+    priorities: Option<BTreeMap<String, i64>>,
 ) -> PyResult<Config> {
     let algorithm = Algorithm::parse(algorithm).map_err(config_error)?;
-    Config::new(node_id, members, timing, seed).and_then(|c| c.with_algorithm(algorithm)).map_err(config_error)
+    let cfg = Config::new(node_id, members, timing, seed).and_then(|c| c.with_algorithm(algorithm)).map_err(config_error)?;
+    let priorities = priorities.unwrap_or_default();
+    let own = priorities.get(&cfg.id).copied();
+    if let (Some(own), Some(p)) = (own, priority) {
+        if own != p {
+            return Err(config_err(format!(
+                "priorities: this node's entry ({own}) differs from priority ({p}); give one, or make them equal"
+            )));
+        }
+    }
+    let priority = priority.or(own).unwrap_or(0);
+    cfg.with_priorities(priorities).map(|c| c.with_priority(priority)).map_err(config_error)
 }
 
 /// Partition groups as Python gives them: each a list of node ids (a bare string is refused: it
@@ -325,9 +339,29 @@ pub fn message_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Message> {
         "heartbeat" => Message::Heartbeat { term: term?, seq: field(d, "seq", &kind)? },
         "heartbeat_response" => Message::HeartbeatResponse { term: term?, seq: field(d, "seq", &kind)? },
         "timeout_now" => Message::TimeoutNow { term: term? },
+        // Bully: "term" carries the epoch.
+        "election" => Message::Election { epoch: term? },
+        "ok" => Message::Ok { epoch: term? },
+        "coordinator" => Message::Coordinator { epoch: term? },
+        "alive" => Message::Alive { epoch: term?, seq: field(d, "seq", &kind)? },
+        "alive_ack" => Message::AliveAck { epoch: term?, seq: field(d, "seq", &kind)? },
+        // Ring: "term" carries the epoch too; "hop" numbers a hop along the ring.
+        "ring_election" => Message::RingElection {
+            epoch: term?,
+            candidate: field(d, "candidate", &kind)?,
+            hop: field(d, "hop", &kind)?,
+        },
+        "ring_coordinator" => {
+            Message::RingCoordinator { epoch: term?, leader: field(d, "leader", &kind)?, hop: field(d, "hop", &kind)? }
+        }
+        "ring_ack" => Message::RingAck { hop: field(d, "hop", &kind)? },
+        "ring_alive" => Message::RingAlive { epoch: term?, seq: field(d, "seq", &kind)? },
+        "ring_alive_ack" => Message::RingAliveAck { epoch: term?, seq: field(d, "seq", &kind)? },
         other => {
             return Err(config_err(format!(
-                "message: unknown type {other:?}; expected vote, vote_response, heartbeat, heartbeat_response or timeout_now"
+                "message: unknown type {other:?}; expected vote, vote_response, heartbeat, heartbeat_response, \
+                 timeout_now (raft), election, ok, coordinator, alive, alive_ack (bully) or ring_election, \
+                 ring_coordinator, ring_ack, ring_alive, ring_alive_ack (ring)"
             )))
         }
     })
@@ -337,7 +371,7 @@ pub fn message_to_py<'py>(py: Python<'py>, m: &Message) -> PyResult<Bound<'py, P
     let d = PyDict::new(py);
     d.set_item("type", m.type_name())?;
     d.set_item("term", m.term())?;
-    match *m {
+    match m {
         Message::Vote { pre_vote, transfer, .. } => {
             d.set_item("pre_vote", pre_vote)?;
             d.set_item("transfer", transfer)?;
@@ -346,8 +380,21 @@ pub fn message_to_py<'py>(py: Python<'py>, m: &Message) -> PyResult<Bound<'py, P
             d.set_item("granted", granted)?;
             d.set_item("pre_vote", pre_vote)?;
         }
-        Message::Heartbeat { seq, .. } | Message::HeartbeatResponse { seq, .. } => d.set_item("seq", seq)?,
-        Message::TimeoutNow { .. } => {}
+        Message::Heartbeat { seq, .. }
+        | Message::HeartbeatResponse { seq, .. }
+        | Message::Alive { seq, .. }
+        | Message::AliveAck { seq, .. } => d.set_item("seq", seq)?,
+        Message::TimeoutNow { .. } | Message::Election { .. } | Message::Ok { .. } | Message::Coordinator { .. } => {}
+        Message::RingElection { candidate, hop, .. } => {
+            d.set_item("candidate", candidate)?;
+            d.set_item("hop", hop)?;
+        }
+        Message::RingCoordinator { leader, hop, .. } => {
+            d.set_item("leader", leader)?;
+            d.set_item("hop", hop)?;
+        }
+        Message::RingAck { hop } => d.set_item("hop", hop)?,
+        Message::RingAlive { seq, .. } | Message::RingAliveAck { seq, .. } => d.set_item("seq", seq)?,
     }
     Ok(d)
 }

@@ -15,6 +15,8 @@ use crate::engine::{Engine, HardState, TransferError};
 /// `campaign(now)`, `resign(now)` and `transfer_leadership(now, to)` return the outputs to carry
 /// out, in order (`persist` before any `send` that depends on it, then `event`s). Times are
 /// seconds on the caller's clock; the first `tick` starts it. No clock, thread or socket inside.
+/// `algorithm` is "raft", "bully" or "ring"; bully and ring rank members by `(priority, node_id)`, from `priority`
+/// (this node's) and `priorities` (every member's; not named: 0).
 #[pyclass(name = "Core", module = "quorate")]
 pub struct PyCore {
     engine: Engine,
@@ -51,8 +53,8 @@ impl PyCore {
     #[new]
     #[pyo3(signature = (node_id, members, *, algorithm = "raft", election_timeout = (0.15, 0.30),
         heartbeat_interval = 0.05, pre_vote = true, check_quorum = true, max_clock_drift = 0.05,
-        seed = 0, term = 0, voted_for = None),
-        text_signature = "(node_id, members, *, algorithm='raft', election_timeout=(0.15, 0.3), heartbeat_interval=0.05, pre_vote=True, check_quorum=True, max_clock_drift=0.05, seed=0, term=0, voted_for=None)")]
+        seed = 0, term = 0, voted_for = None, priority = None, priorities = None),
+        text_signature = "(node_id, members, *, algorithm='raft', election_timeout=(0.15, 0.3), heartbeat_interval=0.05, pre_vote=True, check_quorum=True, max_clock_drift=0.05, seed=0, term=0, voted_for=None, priority=None, priorities=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         node_id: String,
@@ -66,10 +68,12 @@ impl PyCore {
         #[pyo3(from_py_with = required_seed_arg)] seed: u64,
         #[pyo3(from_py_with = term_arg)] term: u64,
         voted_for: Option<String>,
+        priority: Option<i64>,
+        priorities: Option<std::collections::BTreeMap<String, i64>>,
     ) -> PyResult<Self> {
         let members = super::convert::members_from_py(members)?;
         let timing = timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
-        let cfg = engine_config(node_id, members, algorithm, timing, seed)?;
+        let cfg = engine_config(node_id, members, algorithm, timing, seed, priority, priorities)?;
         if let Some(v) = voted_for.as_ref().filter(|v| !cfg.members.contains(v)) {
             return Err(config_err(format!("voted_for: {v:?} is not one of the members")));
         }

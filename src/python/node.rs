@@ -185,7 +185,7 @@ impl PyNodeCore {
     #[new]
     /// Private: `quorate.Node` passes every argument, with the defaults of `DEFAULT_TIMING`.
     #[pyo3(signature = (node_id, members, *, bind, algorithm, election_timeout, heartbeat_interval, data_dir, secret,
-        cluster, pre_vote, check_quorum, max_clock_drift, seed))]
+        cluster, pre_vote, check_quorum, max_clock_drift, seed, priority = None, priorities = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -202,6 +202,8 @@ impl PyNodeCore {
         check_quorum: bool,
         #[pyo3(from_py_with = max_clock_drift_arg)] max_clock_drift: f64,
         #[pyo3(from_py_with = optional_seed_arg)] seed: Option<u64>,
+        priority: Option<i64>,
+        priorities: Option<BTreeMap<String, i64>>,
     ) -> PyResult<Self> {
         let timing = timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
         let seed = match seed {
@@ -212,7 +214,8 @@ impl PyNodeCore {
                 u64::from_le_bytes(b)
             }
         };
-        let engine = engine_config(node_id.clone(), members.keys().cloned(), algorithm, timing, seed)?;
+        let engine =
+            engine_config(node_id.clone(), members.keys().cloned(), algorithm, timing, seed, priority, priorities)?;
         let mut seen: BTreeMap<(String, String), (&String, &String)> = BTreeMap::new();
         for (id, address) in &members {
             check_address("members", address)?;

@@ -10,6 +10,7 @@ use super::convert::{
     number_arg, required_seed_arg, seconds_arg, secs, timeout_pair_arg, timing, SafetyViolation,
 };
 use super::event::PyEvent;
+use crate::engine::Algorithm;
 use crate::sim::{self, SimConfig, Simulation};
 
 fn latency_arg(obj: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
@@ -120,8 +121,10 @@ fn pass_on_interrupts(py: Python<'_>, e: PyErr) -> PyResult<()> {
 ///
 /// `members` is a count (nodes n1..nN, default 5) or a sequence of ids. Times are seconds of
 /// virtual time (`now`, `Event.at`); nothing waits on the wall clock. `latency` is the (min, max)
-/// one-way message delay, `drop_rate` and `duplicate_rate` probabilities in [0, 1]; the other
-/// options are those of `quorate.Node`. Raises ConfigError (a ValueError) for a bad argument,
+/// one-way message delay, `drop_rate` and `duplicate_rate` probabilities in [0, 1]; `algorithm` is
+/// "raft", "bully" or "ring"; `priorities` maps member ids to their bully/ring priority (others:
+/// 0); the other options are those of `quorate.Node`. Under bully and ring the safety check allows
+/// two coordinators at once (a partition), but never a shared or lowered fencing token. Raises ConfigError (a ValueError) for a bad argument,
 /// naming it. Long runs (`run_for`, `run_until_leader`) can be interrupted with Ctrl-C and show a
 /// tqdm progress bar after 2 s of wall time when tqdm is installed.
 #[pyclass(name = "Simulation", module = "quorate")]
@@ -179,8 +182,8 @@ impl PySimulation {
     #[new]
     #[pyo3(signature = (members = None, *, algorithm = "raft", seed = 0, election_timeout = (0.15, 0.30),
         heartbeat_interval = 0.05, latency = (0.0005, 0.002), drop_rate = 0.0, duplicate_rate = 0.0,
-        pre_vote = true, check_quorum = true, max_clock_drift = 0.05),
-        text_signature = "(members=None, *, algorithm='raft', seed=0, election_timeout=(0.15, 0.3), heartbeat_interval=0.05, latency=(0.0005, 0.002), drop_rate=0.0, duplicate_rate=0.0, pre_vote=True, check_quorum=True, max_clock_drift=0.05)")]
+        pre_vote = true, check_quorum = true, max_clock_drift = 0.05, priorities = None),
+        text_signature = "(members=None, *, algorithm='raft', seed=0, election_timeout=(0.15, 0.3), heartbeat_interval=0.05, latency=(0.0005, 0.002), drop_rate=0.0, duplicate_rate=0.0, pre_vote=True, check_quorum=True, max_clock_drift=0.05, priorities=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -195,6 +198,7 @@ impl PySimulation {
         pre_vote: bool,
         check_quorum: bool,
         #[pyo3(from_py_with = max_clock_drift_arg)] max_clock_drift: f64,
+        priorities: Option<std::collections::BTreeMap<String, i64>>,
     ) -> PyResult<Self> {
         let members = match members {
             Some(m) => members_from_py(m)?,
@@ -206,6 +210,8 @@ impl PySimulation {
             latency: (secs("latency", latency.0)?, secs("latency", latency.1)?),
             drop_rate,
             duplicate_rate,
+            algorithm: Algorithm::parse(algorithm).map_err(config_error)?,
+            priorities: priorities.unwrap_or_default(),
             ..SimConfig::new(members, seed)
         };
         Ok(PySimulation { sim: Simulation::new(cfg).map_err(config_error)? })

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::engine::{EventKind, HardState, NodeId, Term};
+use crate::engine::{Algorithm, EventKind, HardState, NodeId, Term};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Violation {
@@ -37,6 +37,16 @@ pub struct Checker {
     elected_open: Vec<bool>,
     /// Highest fencing token handed out so far, and the node whose leadership holds it.
     max_token: Option<(Term, usize)>,
+    /// Whether the algorithm promises one `is_leader` at a time and tokens increasing across the
+    /// group over time (raft). Bully promises neither under a partition (two sides may each have a
+    /// coordinator): for it, each leadership's token must be new to the group (never held by
+    /// another node) and above every token the same node held before, and at most one node may
+    /// win each epoch, which `on_won` checks for every algorithm.
+    pub exclusive: bool,
+    /// Per node, the newest token its leaderships held (the non-exclusive rule).
+    own_token: Vec<Option<Term>>,
+    /// Every token handed out, and by whom (the non-exclusive rule).
+    token_owner: BTreeMap<Term, usize>,
     /// Off while clock rates differ by more than the drift bound, where the lease promises nothing.
     pub lease_check: bool,
     first: Option<Violation>,
@@ -48,6 +58,11 @@ fn secs(ns: u64) -> f64 {
 
 impl Checker {
     pub fn new(ids: Vec<NodeId>) -> Checker {
+        Checker::for_algorithm(ids, Algorithm::Raft)
+    }
+
+    /// The rules `algorithm` promises (see `exclusive`).
+    pub fn for_algorithm(ids: Vec<NodeId>, algorithm: Algorithm) -> Checker {
         let n = ids.len();
         Checker {
             ids,
@@ -57,6 +72,9 @@ impl Checker {
             leases: vec![None; n],
             elected_open: vec![false; n],
             max_token: None,
+            exclusive: algorithm == Algorithm::Raft,
+            own_token: vec![None; n],
+            token_owner: BTreeMap::new(),
             lease_check: true,
             first: None,
         }
@@ -136,7 +154,7 @@ impl Checker {
             self.leases[node] = None;
             return;
         };
-        if self.lease_check {
+        if self.lease_check && self.exclusive {
             let clash = self
                 .leases
                 .iter()
@@ -155,7 +173,18 @@ impl Checker {
             }
         }
         let continuing = self.leases[node].is_some_and(|l| l.term == term && l.end > now);
-        if !continuing {
+        if !continuing && !self.exclusive {
+            if let Some(&owner) = self.token_owner.get(&term).filter(|o| **o != node) {
+                let m = format!("fencing token {term} of {} was already held by {}", self.ids[node], self.ids[owner]);
+                self.fail(now, m);
+            }
+            if let Some(own) = self.own_token[node].filter(|own| term < *own) {
+                let m = format!("fencing token {term} of {} is below its own earlier token {own}", self.ids[node]);
+                self.fail(now, m);
+            }
+            self.token_owner.insert(term, node);
+            self.own_token[node] = Some(term);
+        } else if !continuing {
             // A leadership (re)starts handing out its token: it must exceed every earlier one.
             match self.max_token {
                 Some((max, holder)) if term < max || (term == max && holder != node) => {
@@ -271,6 +300,25 @@ mod tests {
         c.on_persist(0, 1, &hard(4, None));
         c.on_persist(1, 1, &hard(3, None));
         assert!(c.violation().unwrap().message.contains("persisted term 3"));
+    }
+
+    #[test]
+    fn bully_allows_two_coordinators_at_once_with_distinct_tokens_but_not_a_shared_or_lower_token() {
+        let mut c = Checker::for_algorithm(vec!["a".into(), "b".into(), "c".into()], Algorithm::Bully);
+        c.observe(0, 0, 3, Some(100));
+        c.observe(10, 2, 2, Some(200)); // the other side of a partition: overlapping, lower token
+        assert!(c.violation().is_none(), "bully promises neither exclusivity nor group-wide increase");
+        c.observe(300, 1, 2, Some(400));
+        assert!(c.violation().unwrap().message.contains("fencing token 2 of b was already held by c"));
+        let mut c = Checker::for_algorithm(vec!["a".into(), "b".into()], Algorithm::Bully);
+        c.observe(0, 1, 5, Some(100));
+        c.observe(200, 1, 3, Some(300));
+        let m = &c.violation().unwrap().message;
+        assert!(m.contains("back to term 3") || m.contains("below its own earlier token 5"), "{m}");
+        let mut raft = checker();
+        raft.observe(0, 0, 3, Some(100));
+        raft.observe(10, 2, 4, Some(200));
+        assert!(raft.violation().unwrap().message.contains("two nodes report is_leader at once"), "raft stays strict");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! What a simulation is made from and what it reports: its configuration, its events, its
 //! statistics, and the read-only view of one node.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::engine::{DemoteReason, EventKind, NodeId, Role, Term, Timing};
+use crate::engine::{Algorithm, DemoteReason, EventKind, NodeId, Role, Term, Timing};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
@@ -14,6 +15,12 @@ pub struct SimConfig {
     pub latency: (Duration, Duration),
     pub drop_rate: f64,
     pub duplicate_rate: f64,
+    /// The algorithm every node runs (raft by default).
+    pub algorithm: Algorithm,
+    /// Each member's priority (bully's rank; not listed: 0). See `Config::priorities`.
+    pub priorities: BTreeMap<NodeId, i64>,
+    /// Bully's preemption (`Config::bully_preempt`), on by default.
+    pub bully_preempt: bool,
 }
 
 impl SimConfig {
@@ -25,6 +32,9 @@ impl SimConfig {
             latency: (Duration::from_micros(500), Duration::from_millis(2)),
             drop_rate: 0.0,
             duplicate_rate: 0.0,
+            algorithm: Algorithm::Raft,
+            priorities: BTreeMap::new(),
+            bully_preempt: true,
         }
     }
 

@@ -8,6 +8,10 @@ mod control;
 pub mod failover;
 pub mod schedule;
 #[cfg(test)]
+mod bully_tests;
+#[cfg(test)]
+mod ring_tests;
+#[cfg(test)]
 mod tests;
 
 use std::cmp::Reverse;
@@ -113,7 +117,7 @@ impl Simulation {
             .collect();
         let mut sim = Simulation {
             rng: Pcg64Mcg::seed_from_u64(mix(cfg.seed, u64::MAX)),
-            checker: Checker::new(members.clone()),
+            checker: Checker::for_algorithm(members.clone(), cfg.algorithm),
             cfg,
             now: 0,
             nodes,
@@ -406,7 +410,10 @@ impl Simulation {
         let n = &mut self.nodes[node];
         let seed = mix(self.cfg.seed, (node as u64) << 32 | n.boots);
         n.boots += 1;
-        let cfg = Config::new(n.id.clone(), self.cfg.members.clone(), self.cfg.timing.clone(), seed)?;
+        let cfg = Config::new(n.id.clone(), self.cfg.members.clone(), self.cfg.timing.clone(), seed)?
+            .with_algorithm(self.cfg.algorithm)?
+            .with_priorities(self.cfg.priorities.clone())?
+            .with_bully_preempt(self.cfg.bully_preempt);
         let mut engine = Engine::new(cfg, n.hard.clone());
         let outputs = engine.tick(n.clock.local(self.now));
         n.engine = Some(engine);

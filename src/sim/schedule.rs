@@ -7,6 +7,7 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
 use super::{SimConfig, Simulation, Violation};
+use crate::engine::{Algorithm, EventKind};
 use crate::seed::mix;
 
 /// How long the faulty part of every schedule runs, in virtual time.
@@ -15,6 +16,7 @@ pub const FAULTY_SPAN: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduleOutcome {
     pub seed: u64,
+    pub algorithm: Algorithm,
     pub members: usize,
     pub pre_vote: bool,
     pub check_quorum: bool,
@@ -23,6 +25,9 @@ pub struct ScheduleOutcome {
     /// Virtual time from the heal until a leader was agreed, or None if none was within the bound.
     pub healed_leader_after: Option<Duration>,
     pub violation: Option<Violation>,
+    /// Bully and ring: what was wrong once healed (the agreed coordinator is not the highest-ranked member,
+    /// or its token is not above every token handed out before), if anything.
+    pub healed_problem: Option<String>,
 }
 
 impl ScheduleOutcome {
@@ -33,7 +38,7 @@ impl ScheduleOutcome {
         if self.healed_leader_after.is_none() {
             return Some("no leader within 10 x election_timeout[1] after every fault healed".into());
         }
-        None
+        self.healed_problem.clone()
     }
 }
 
@@ -45,18 +50,32 @@ pub fn run_schedule(seed: u64) -> ScheduleOutcome {
 }
 
 /// `run_schedule`, telling `trace` each fault as it is applied (for replaying a failure).
-pub fn run_schedule_traced(seed: u64, mut trace: impl FnMut(String)) -> ScheduleOutcome {
+pub fn run_schedule_traced(seed: u64, trace: impl FnMut(String)) -> ScheduleOutcome {
+    run_schedule_for(Algorithm::Raft, seed, trace)
+}
+
+/// The same schedules for another algorithm. For bully and ring, members also get random priorities (some
+/// tied, so the id breaks ties), and once healed the agreed coordinator must be the highest-ranked
+/// member (all are up again then) and hold a token above every token handed out before it.
+pub fn run_schedule_for(algorithm: Algorithm, seed: u64, mut trace: impl FnMut(String)) -> ScheduleOutcome {
     let mut rng = Pcg64Mcg::seed_from_u64(mix(seed, 0x5c4e_d01e));
     let members = if rng.random_bool(0.5) { 3 } else { 5 };
     let mut cfg = SimConfig::numbered(members, seed);
     cfg.timing.pre_vote = rng.random_bool(0.75);
     cfg.timing.check_quorum = rng.random_bool(0.75);
+    cfg.algorithm = algorithm;
+    if algorithm != Algorithm::Raft {
+        for id in &cfg.members {
+            cfg.priorities.insert(id.clone(), rng.random_range(0..3));
+        }
+    }
     let lo = rng.random_range(100_000..2_000_000u64);
     cfg.latency = (Duration::from_nanos(lo), Duration::from_nanos(lo + rng.random_range(0..10_000_000u64)));
     let drift = cfg.timing.max_clock_drift;
     let et_max = cfg.timing.election_timeout.1;
     let (pre_vote, check_quorum) = (cfg.timing.pre_vote, cfg.timing.check_quorum);
     let ids = cfg.members.clone();
+    let highest = ids.iter().max_by_key(|id| (cfg.priorities.get(*id).copied().unwrap_or(0), (*id).clone())).cloned();
     let mut sim = Simulation::new(cfg).expect("schedule configs are valid");
 
     let mut faults_applied = 0;
@@ -124,8 +143,20 @@ pub fn run_schedule_traced(seed: u64, mut trace: impl FnMut(String)) -> Schedule
     let healed_leader_after = sim.run_until_leader(et_max * 10).map(|_| sim.now() - healed_at);
     // A little more time, so that a leadership just won must also earn and keep its lease safely.
     sim.run_for(et_max * 2);
+    let mut healed_problem = None;
+    if algorithm != Algorithm::Raft && healed_leader_after.is_some() {
+        let leader = sim.leader().cloned();
+        let top_token = sim.events().iter().filter(|e| e.kind == EventKind::Elected).filter_map(|e| e.fencing_token).max();
+        let token = leader.as_ref().and_then(|l| sim.status(l).ok()).and_then(|s| s.fencing_token);
+        if leader != highest {
+            healed_problem = Some(format!("healed: coordinator {leader:?}, but the highest-ranked member is {highest:?}"));
+        } else if token.is_none() || token != top_token {
+            healed_problem = Some(format!("healed: the coordinator's token {token:?} is not the highest handed out ({top_token:?})"));
+        }
+    }
     ScheduleOutcome {
         seed,
+        algorithm,
         members,
         pre_vote,
         check_quorum,
@@ -133,5 +164,6 @@ pub fn run_schedule_traced(seed: u64, mut trace: impl FnMut(String)) -> Schedule
         elections: sim.stats().elections_started,
         healed_leader_after,
         violation: sim.violation().cloned(),
+        healed_problem,
     }
 }

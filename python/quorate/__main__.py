@@ -328,6 +328,16 @@ class _StatusServer(ThreadingHTTPServer):
         finally:
             self._slots.release()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up before its answer is written (every scraper does, now and then;
+        # each one does while this process is stopped) is not an error worth a traceback, which
+        # would land between the JSON event lines on a shared terminal.
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
     def server_bind(self) -> None:
         # HTTPServer.server_bind would also look up the host's FQDN, which can stall on DNS.
         socketserver.TCPServer.server_bind(self)

@@ -90,6 +90,8 @@ pub struct RunningNode {
     pub shared: Arc<Shared>,
     pub local_addr: SocketAddr,
     driver: Option<tokio::task::JoinHandle<()>>,
+    /// Owns the listening socket: a stop waits for it, so the address is free when stop returns.
+    acceptor: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The process-wide runtime: created on the first start, two worker threads, only the features used.
@@ -182,12 +184,12 @@ impl RunningNode {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
         let auth = Auth::new(cfg.secret.clone());
-        shared.begin_run();
+        shared.begin_run(&hard);
 
         let rt = runtime();
         let _guard = rt.enter();
         let listener = TcpListener::from_std(std_listener).map_err(bind_err)?;
-        rt.spawn(accept_loop(listener, cfg.clone(), auth.clone(), inbox_tx, shared.clone(), shutdown_rx.clone()));
+        let acceptor = rt.spawn(accept_loop(listener, cfg.clone(), auth.clone(), inbox_tx, shared.clone(), shutdown_rx.clone()));
         let mut outboxes: BTreeMap<NodeId, Outbox> = BTreeMap::new();
         for (peer, address) in cfg.addresses.iter().filter(|(id, _)| **id != cfg.engine.id) {
             let (tx, rx) = mpsc::channel(OUTBOX);
@@ -210,7 +212,7 @@ impl RunningNode {
                 watched.fail(message);
             }
         });
-        Ok(RunningNode { commands, shutdown, shared, local_addr, driver: Some(driver) })
+        Ok(RunningNode { commands, shutdown, shared, local_addr, driver: Some(driver), acceptor: Some(acceptor) })
     }
 
     /// Stops the node: a graceful stop hands leadership off first. Blocks (up to `timeout`) until
@@ -224,17 +226,11 @@ impl RunningNode {
                 let _ = tokio::time::timeout(timeout, wait).await;
             }
             let _ = self.shutdown.send(true);
-            match self.driver.take() {
-                Some(mut d) => match tokio::time::timeout(timeout, &mut d).await {
-                    Ok(_) => true,
-                    Err(_) => {
-                        d.abort();
-                        let _ = d.await;
-                        false
-                    }
-                },
-                None => true,
+            let mut in_time = true;
+            for task in [self.driver.take(), self.acceptor.take()].into_iter().flatten() {
+                in_time &= finish(task, timeout).await;
             }
+            in_time
         });
         if self.shared.failure().is_none() {
             self.shared.end_run(DemoteReason::Stopped);
@@ -247,11 +243,23 @@ impl RunningNode {
     /// Abrupt stop: no hand-off, connections reset, volatile state lost.
     pub fn crash(&mut self) {
         let _ = self.shutdown.send(true);
-        if let Some(d) = self.driver.take() {
-            d.abort();
-            let _ = runtime().block_on(d);
+        for task in [self.driver.take(), self.acceptor.take()].into_iter().flatten() {
+            task.abort();
+            let _ = runtime().block_on(task);
         }
         self.shared.end_run(DemoteReason::Crashed);
+    }
+}
+
+/// Waits for a task to end, at most `timeout`; then ends it. Returns whether it ended in time.
+async fn finish(mut task: tokio::task::JoinHandle<()>, timeout: Duration) -> bool {
+    match tokio::time::timeout(timeout, &mut task).await {
+        Ok(_) => true,
+        Err(_) => {
+            task.abort();
+            let _ = task.await;
+            false
+        }
     }
 }
 
@@ -269,8 +277,8 @@ pub fn new_shared(cfg: &NodeConfig) -> Arc<Shared> {
 impl Drop for RunningNode {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-        if let Some(d) = self.driver.take() {
-            d.abort();
+        for task in [self.driver.take(), self.acceptor.take()].into_iter().flatten() {
+            task.abort();
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::log_limit::LogLimiter;
 use super::monitor::Monitor;
-use crate::engine::{DemoteReason, EventKind, NodeId, Role, Term};
+use crate::engine::{DemoteReason, EventKind, HardState, NodeId, Role, Term};
 
 /// Events waiting for the dispatcher thread; past this they are dropped and counted.
 const MAX_PENDING_EVENTS: usize = 65_536;
@@ -260,12 +260,16 @@ impl Shared {
         }
     }
 
-    /// A new run begins: volatile state is reset, counters and queued events are kept.
-    pub fn begin_run(&self) {
+    /// A new run begins from `hard` (the durable state just loaded): volatile state is reset,
+    /// counters and queued events are kept, and term and vote read as on disk at once, before the
+    /// engine's task publishes anything (a reader right after start() must not see term 0).
+    pub fn begin_run(&self, hard: &HardState) {
         *self.failure.lock().expect("failure lock") = None;
         self.running.store(true, Ordering::Release);
         self.publish(|s| {
-            s.role = None;
+            s.role = Some(Role::Follower);
+            s.term = hard.term;
+            s.voted_for = hard.voted_for.clone();
             s.leader = None;
             s.lease_until = None;
             s.last_heartbeat = None;

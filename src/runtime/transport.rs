@@ -39,7 +39,14 @@ pub async fn accept_loop(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let acceptor = Arc::new(Acceptor { cfg, auth, inbox, shared, inbound: Mutex::new(Inbound::default()) });
+    let acceptor = Arc::new(Acceptor {
+        cfg,
+        auth,
+        inbox,
+        shared,
+        inbound: Mutex::new(Inbound::default()),
+        handshaking_from: Mutex::new(HashMap::new()),
+    });
     let handshaking = Arc::new(Semaphore::new(MAX_HANDSHAKING));
     loop {
         tokio::select! {
@@ -48,10 +55,15 @@ pub async fn accept_loop(
                 Ok((stream, from)) => {
                     // Beyond the cap the connection is closed at once: half-open or abandoned
                     // handshakes cannot pile up and exhaust the process's file descriptors.
+                    let Some(slot) = acceptor.take_source_slot(&from) else {
+                        acceptor.refuse(&from, Rejection::TooManyConnections(MAX_HANDSHAKING_PER_SOURCE));
+                        continue;
+                    };
                     let Ok(permit) = handshaking.clone().try_acquire_owned() else {
                         acceptor.refuse(&from, Rejection::TooManyConnections(MAX_HANDSHAKING));
                         continue;
                     };
+                    let permit = (permit, slot);
                     let _ = stream.set_nodelay(true);
                     tokio::spawn(acceptor.clone().serve(stream, from, permit, shutdown.clone()));
                 }
@@ -66,6 +78,9 @@ pub async fn accept_loop(
 
 /// Connections still in their handshake at once; more are closed as they arrive.
 const MAX_HANDSHAKING: usize = 64;
+/// Of those, from one source address: one host cannot take every slot and lock members out (half
+/// of them still, so that a large cluster on one host, all dialing from 127.0.0.1, starts at once).
+const MAX_HANDSHAKING_PER_SOURCE: usize = 32;
 /// Authenticated connections kept per peer: its dialer's, and one more while it reconnects. A
 /// newer one closes the oldest.
 const MAX_PER_PEER: usize = 2;
@@ -77,6 +92,26 @@ struct Acceptor {
     inbox: mpsc::Sender<(NodeId, Message)>,
     shared: Arc<Shared>,
     inbound: Mutex<Inbound>,
+    /// Connections in their handshake, per source address.
+    handshaking_from: Mutex<HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One source address's handshake slot, given back however the handshake ends.
+struct SourceSlot {
+    acceptor: Arc<Acceptor>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut by_ip = self.acceptor.handshaking_from.lock().expect("handshaking lock");
+        if let Some(n) = by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                by_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// The authenticated inbound connections, per peer, oldest first, each with the means to close it.
@@ -103,13 +138,29 @@ impl Drop for Registered<'_> {
 }
 
 impl Acceptor {
+    fn take_source_slot(self: &Arc<Self>, from: &SocketAddr) -> Option<SourceSlot> {
+        let mut by_ip = self.handshaking_from.lock().expect("handshaking lock");
+        let n = by_ip.entry(from.ip()).or_insert(0);
+        if *n >= MAX_HANDSHAKING_PER_SOURCE {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot { acceptor: self.clone(), ip: from.ip() })
+    }
+
     fn refuse(&self, from: &SocketAddr, why: Rejection) {
         refused(&self.shared, &self.cfg.engine.id, &from.ip().to_string(), &why);
     }
 
     /// One inbound connection: handshake, then authenticated messages into the inbox. Anything
     /// that fails a check is counted and ends the connection; it never reaches the engine.
-    async fn serve(self: Arc<Self>, stream: TcpStream, from: SocketAddr, permit: OwnedSemaphorePermit, mut shutdown: watch::Receiver<bool>) {
+    async fn serve(
+        self: Arc<Self>,
+        stream: TcpStream,
+        from: SocketAddr,
+        permit: (OwnedSemaphorePermit, SourceSlot),
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut framed = Framed::new(stream, wire::codec());
         let (peer, mut session) = match self.handshake(&mut framed).await {
             Ok(Some(done)) => done,

@@ -23,7 +23,7 @@ CELL_TIMEOUT = 60
 
 def test_there_are_notebooks():
     names = {p.stem for p in NOTEBOOKS}
-    expected = {"01-quickstart", "02-fault-injection", "03-election-timing", "05-fencing", "06-asyncio-service"}
+    expected = {"01-quickstart", "02-fault-injection", "03-election-timing", "04-algorithms", "05-fencing", "06-asyncio-service"}
     assert expected <= names, names
 
 

@@ -214,10 +214,10 @@ class QuorateCollector(Collector):
         )
         for node, s in statuses:
             nid = s.node_id
-            for family, h in ((tenure, s.tenure_histogram), (leaderless, s.leaderless_histogram)):
-                if h:
-                    buckets = [(_bound(b), n) for b, n in h["buckets"]]
-                    family.add_metric([nid], buckets, h["sum"])
+            for histogram, shape in ((tenure, s.tenure_histogram), (leaderless, s.leaderless_histogram)):
+                if shape:
+                    buckets = [(_bound(b), n) for b, n in shape["buckets"]]
+                    histogram.add_metric([nid], buckets, shape["sum"])
             leading_for.add_metric([nid], s.leading_for or 0.0)
             elections_minute.add_metric([nid], s.elections_last_minute)
             term_changes.add_metric([nid], s.term_changes)

@@ -240,26 +240,7 @@ def assert_single_leader(cluster: Target, timeout: float = 10.0) -> str:
     AssertionError, describing every node, if no single agreed leader came within ``timeout``, or
     at once if two nodes were ever seen leading at the same instant; ConfigError for a bad
     argument. ``timeout=0`` checks the present only."""
-    limit = check_timeout("timeout", timeout)
-    assert limit is not None
-    if isinstance(cluster, Simulation):
-        try:
-            leader = _wait_sim(cluster, limit, lambda leader: leader is not None)
-        except _NotYet:
-            raise AssertionError(
-                f"no single leader within {limit} virtual s (at {cluster.now:.3f} s): {_describe_sim(cluster)}"
-            ) from None
-        assert leader is not None
-        return leader
-    nodes = _nodes_of(cluster)
-    deadline = time.monotonic() + limit
-    while True:
-        leader = _agreed(cluster, nodes)
-        if leader is not None:
-            return leader
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"no single agreed leader within {limit} s: {_describe(nodes)}")
-        time.sleep(POLL_INTERVAL)
+    return _wait_for_agreed(cluster, timeout, lambda leader: True, "no single agreed leader")
 
 
 def wait_for_new_leader(cluster: Target, old: Optional[str], timeout: float = 10.0) -> str:
@@ -270,15 +251,20 @@ def wait_for_new_leader(cluster: Target, old: Optional[str], timeout: float = 10
     ``timeout`` is seconds of wall time (virtual time for a Simulation, which it runs). Raises
     AssertionError naming every node's state if none came in time, or if two nodes were ever seen
     leading at once; ConfigError for a bad argument."""
+    return _wait_for_agreed(cluster, timeout, lambda leader: leader != old, f"no leader other than {old!r}")
+
+
+def _wait_for_agreed(cluster: Target, timeout: float, accept: Callable[[str], bool], what: str) -> str:
+    """The one wait behind `assert_single_leader` and `wait_for_new_leader`: an agreed leader that
+    `accept` takes, within `timeout` (virtual seconds for a Simulation, which it runs)."""
     limit = check_timeout("timeout", timeout)
     assert limit is not None
     if isinstance(cluster, Simulation):
         try:
-            leader = _wait_sim(cluster, limit, lambda leader: leader is not None and leader != old)
+            leader = _wait_sim(cluster, limit, lambda leader: leader is not None and accept(leader))
         except _NotYet:
             raise AssertionError(
-                f"no leader other than {old!r} within {limit} virtual s (at {cluster.now:.3f} s): "
-                f"{_describe_sim(cluster)}"
+                f"{what} within {limit} virtual s (at {cluster.now:.3f} s): {_describe_sim(cluster)}"
             ) from None
         assert leader is not None
         return leader
@@ -286,10 +272,10 @@ def wait_for_new_leader(cluster: Target, old: Optional[str], timeout: float = 10
     deadline = time.monotonic() + limit
     while True:
         leader = _agreed(cluster, nodes)
-        if leader is not None and leader != old:
+        if leader is not None and accept(leader):
             return leader
         if time.monotonic() >= deadline:
-            raise AssertionError(f"no leader other than {old!r} within {limit} s: {_describe(nodes)}")
+            raise AssertionError(f"{what} within {limit} s: {_describe(nodes)}")
         time.sleep(POLL_INTERVAL)
 
 

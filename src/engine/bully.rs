@@ -53,11 +53,12 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
-use super::messages::{DemoteReason, Event, EventKind, HardState, Message, Output, Term};
+use super::outbox::{random_timeout, Outbox};
+use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
 use super::raft::MAX_TERM_AHEAD;
 use super::{Role, State, TransferError};
 
@@ -85,7 +86,6 @@ pub struct Bully {
 
     /// The highest epoch this node has seen (durable, as `HardState.term`); a coordinator's own.
     term: Term,
-    persisted: HardState,
 
     role: Role,
     leader: Option<NodeId>,
@@ -101,9 +101,7 @@ pub struct Bully {
     abstain_until: Option<Duration>,
     /// After resigning: no preemption until this node coordinates again.
     yielded: bool,
-    /// An `elected` waits for its `demoted`: exactly while coordinator with a lease.
-    elected_open: bool,
-    outputs: Vec<Output>,
+    outbox: Outbox,
 }
 
 impl Bully {
@@ -112,7 +110,7 @@ impl Bully {
         Bully {
             rng: Pcg64Mcg::seed_from_u64(cfg.seed),
             term: hard.term,
-            persisted: HardState { term: hard.term, voted_for: hard.voted_for },
+            outbox: Outbox::new(HardState { term: hard.term, voted_for: hard.voted_for }),
             role: Role::Follower,
             leader: None,
             booted_at: None,
@@ -122,8 +120,6 @@ impl Bully {
             leader_contact: None,
             abstain_until: None,
             yielded: false,
-            elected_open: false,
-            outputs: Vec::new(),
             cfg,
         }
     }
@@ -431,7 +427,7 @@ impl Bully {
     fn become_follower(&mut self, now: Duration, leader: Option<NodeId>, why: Option<DemoteReason>) {
         if self.role == Role::Leader {
             self.coordination = None;
-            if self.elected_open {
+            if self.outbox.elected_open() {
                 self.emit_demoted(why.expect("a coordinator that held its lease steps down for a reason"));
             }
         }
@@ -445,7 +441,7 @@ impl Bully {
         if self.role == Role::Leader {
             // Only a higher-ranked claimant with a higher epoch gets here: our token is stale.
             self.coordination = None;
-            if self.elected_open {
+            if self.outbox.elected_open() {
                 self.emit_demoted(DemoteReason::HigherTerm);
             }
         }
@@ -463,7 +459,7 @@ impl Bully {
         }
         if self.role == Role::Leader {
             self.coordination = None;
-            if self.elected_open {
+            if self.outbox.elected_open() {
                 self.emit_demoted(DemoteReason::HigherTerm);
             }
             self.role = Role::Follower;
@@ -508,9 +504,7 @@ impl Bully {
         }
         let epoch = self.term;
         let message = if seq == 0 { Message::Coordinator { epoch } } else { Message::Alive { epoch, seq } };
-        for peer in self.cfg.members.iter().filter(|m| **m != self.cfg.id) {
-            self.outputs.push(Output::Send { to: peer.clone(), message: message.clone() });
-        }
+        self.outbox.broadcast(&self.cfg.members, &self.cfg.id, &message.clone());
     }
 
     // ----- helpers ----------------------------------------------------------------------------
@@ -567,14 +561,7 @@ impl Bully {
     }
 
     fn reset_timer(&mut self, now: Duration) {
-        let (min, max) = self.cfg.timing.election_timeout;
-        let timeout = if max > min {
-            let span = (max - min).as_nanos() as u64;
-            min + Duration::from_nanos(self.rng.random_range(0..span))
-        } else {
-            min
-        };
-        self.deadline = now + timeout;
+        self.deadline = now + random_timeout(&self.cfg.timing, &mut self.rng);
     }
 
     /// Moves to epoch `term` (never back) with `leader`, reporting the term first, then the leader.
@@ -602,40 +589,19 @@ impl Bully {
     }
 
     fn push_event(&mut self, kind: EventKind, reason: Option<DemoteReason>) {
-        match kind {
-            EventKind::Elected => {
-                assert!(!self.elected_open, "elected twice without demoted");
-                assert!(self.role == Role::Leader && self.lease_expiry().is_some(), "elected without a lease");
-                self.elected_open = true;
-            }
-            EventKind::Demoted => {
-                assert!(self.elected_open, "demoted without elected");
-                self.elected_open = false;
-            }
-            _ => {}
-        }
-        self.outputs.push(Output::Event(Event { kind, term: self.term, leader: self.leader.clone(), reason }));
+        let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
+        self.outbox.event(kind, self.term, self.leader.clone(), reason, holds_lease);
     }
 
     fn send(&mut self, to: &str, message: Message) {
-        self.outputs.push(Output::Send { to: to.to_string(), message });
+        self.outbox.send(to, message);
     }
 
     /// Drains the outputs of one call, the new hard state (if any) first: a new epoch is durable
     /// before the COORDINATOR that announces it leaves the node.
     fn take_outputs(&mut self) -> Vec<Output> {
-        assert_eq!(
-            self.elected_open,
-            self.role == Role::Leader && self.lease_expiry().is_some(),
-            "an open `elected` is exactly a coordinator that holds its lease"
-        );
         assert!(self.role != Role::Leader || self.leader.as_ref() == Some(&self.cfg.id), "a coordinator leads itself");
-        let hard = self.hard_state();
-        if hard != self.persisted {
-            assert!(hard.term >= self.persisted.term, "persisted epoch never decreases");
-            self.persisted = hard.clone();
-            self.outputs.insert(0, Output::Persist(hard));
-        }
-        std::mem::take(&mut self.outputs)
+        let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
+        self.outbox.take(self.hard_state(), holds_lease)
     }
 }

@@ -24,6 +24,7 @@
 pub mod bully;
 pub mod config;
 pub mod messages;
+mod outbox;
 pub mod raft;
 pub mod ring;
 

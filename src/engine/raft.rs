@@ -31,11 +31,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
-use super::messages::{DemoteReason, Event, EventKind, HardState, Message, Output, Term};
+use super::outbox::{random_timeout, Outbox};
+use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
 use super::{Role, State, TransferError};
 
 /// Heartbeat rounds a leader remembers while waiting for acks. Rounds older than the lease are
@@ -80,7 +81,6 @@ pub struct Raft {
     // Durable: every change is handed to the driver as a `Persist` before dependent sends.
     term: Term,
     voted_for: Option<NodeId>,
-    persisted: HardState,
 
     role: Role,
     leader: Option<NodeId>,
@@ -97,10 +97,7 @@ pub struct Raft {
     leadership: Option<Leadership>,
     /// When this node last handled a heartbeat from the leader it follows.
     leader_contact: Option<Duration>,
-    /// An `elected` event is waiting for its `demoted`: they must alternate. True exactly while
-    /// this node is leader and has held its lease in this term.
-    elected_open: bool,
-    outputs: Vec<Output>,
+    outbox: Outbox,
 }
 
 impl Raft {
@@ -111,7 +108,7 @@ impl Raft {
             rng,
             term: hard.term,
             voted_for: hard.voted_for.clone(),
-            persisted: hard,
+            outbox: Outbox::new(hard),
             role: Role::Follower,
             leader: None,
             booted_at: None,
@@ -121,8 +118,6 @@ impl Raft {
             votes: BTreeMap::new(),
             leadership: None,
             leader_contact: None,
-            elected_open: false,
-            outputs: Vec::new(),
             cfg,
         }
     }
@@ -476,7 +471,7 @@ impl Raft {
         if self.role == Role::Leader {
             let why = why.expect("a leader steps down for a reason");
             self.leadership = None;
-            if self.elected_open {
+            if self.outbox.elected_open() {
                 self.emit_demoted(why);
             }
         }
@@ -622,14 +617,7 @@ impl Raft {
     }
 
     fn reset_election_timer(&mut self, now: Duration) {
-        let (min, max) = self.cfg.timing.election_timeout;
-        let timeout = if max > min {
-            let span = (max - min).as_nanos() as u64;
-            min + Duration::from_nanos(self.rng.random_range(0..span))
-        } else {
-            min
-        };
-        self.election_deadline = now + timeout;
+        self.election_deadline = now + random_timeout(&self.cfg.timing, &mut self.rng);
     }
 
     /// Moves to `term` (never back) following `leader`, then reports what changed: the term first,
@@ -661,51 +649,28 @@ impl Raft {
     }
 
     fn push_event(&mut self, kind: EventKind, reason: Option<DemoteReason>) {
-        match kind {
-            EventKind::Elected => {
-                assert!(!self.elected_open, "elected twice without demoted");
-                assert!(self.role == Role::Leader && self.lease_expiry().is_some(), "elected without a lease");
-                self.elected_open = true;
-            }
-            EventKind::Demoted => {
-                assert!(self.elected_open, "demoted without elected");
-                self.elected_open = false;
-            }
-            _ => {}
-        }
-        self.outputs.push(Output::Event(Event { kind, term: self.term, leader: self.leader.clone(), reason }));
+        let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
+        self.outbox.event(kind, self.term, self.leader.clone(), reason, holds_lease);
     }
 
     fn send(&mut self, to: &str, message: Message) {
-        self.outputs.push(Output::Send { to: to.to_string(), message });
+        self.outbox.send(to, message);
     }
 
     fn broadcast(&mut self, message: Message) {
-        for peer in self.cfg.members.iter().filter(|m| **m != self.cfg.id) {
-            self.outputs.push(Output::Send { to: peer.clone(), message: message.clone() });
-        }
+        self.outbox.broadcast(&self.cfg.members, &self.cfg.id, &message);
     }
 
     /// Drains the outputs of one call, with the new hard state (if any) first: it must be durable
     /// before any message of this call leaves the node.
     fn take_outputs(&mut self) -> Vec<Output> {
-        assert_eq!(
-            self.elected_open,
-            self.role == Role::Leader && self.lease_expiry().is_some(),
-            "an open `elected` is exactly a leader that holds its lease"
-        );
         let hard = self.hard_state();
-        if hard != self.persisted {
-            assert!(hard.term >= self.persisted.term, "persisted term never decreases");
-            assert!(
-                hard.term > self.persisted.term
-                    || self.persisted.voted_for.is_none()
-                    || self.persisted.voted_for == hard.voted_for,
-                "one vote per term"
-            );
-            self.persisted = hard.clone();
-            self.outputs.insert(0, Output::Persist(hard));
-        }
-        std::mem::take(&mut self.outputs)
+        let persisted = self.outbox.persisted();
+        assert!(
+            hard.term > persisted.term || persisted.voted_for.is_none() || persisted.voted_for == hard.voted_for,
+            "one vote per term"
+        );
+        let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
+        self.outbox.take(hard, holds_lease)
     }
 }

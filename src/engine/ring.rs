@@ -35,11 +35,12 @@
 
 use std::time::Duration;
 
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
-use super::messages::{DemoteReason, Event, EventKind, HardState, Message, Output, Term};
+use super::outbox::{random_timeout, Outbox};
+use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
 use super::raft::MAX_TERM_AHEAD;
 use super::{Role, State, TransferError};
 
@@ -74,7 +75,6 @@ pub struct Ring {
     /// This node's successors, nearest first: the ring as seen from here.
     successors: Vec<NodeId>,
     term: Term,
-    persisted: HardState,
     role: Role,
     leader: Option<NodeId>,
     booted_at: Option<Duration>,
@@ -88,8 +88,7 @@ pub struct Ring {
     coordination: Option<Coordination>,
     leader_contact: Option<Duration>,
     abstain_until: Option<Duration>,
-    elected_open: bool,
-    outputs: Vec<Output>,
+    outbox: Outbox,
 }
 
 impl Ring {
@@ -102,7 +101,7 @@ impl Ring {
             rng: Pcg64Mcg::seed_from_u64(cfg.seed),
             successors,
             term: hard.term,
-            persisted: HardState { term: hard.term, voted_for: hard.voted_for },
+            outbox: Outbox::new(HardState { term: hard.term, voted_for: hard.voted_for }),
             role: Role::Follower,
             leader: None,
             booted_at: None,
@@ -114,8 +113,6 @@ impl Ring {
             coordination: None,
             leader_contact: None,
             abstain_until: None,
-            elected_open: false,
-            outputs: Vec::new(),
             cfg,
         }
     }
@@ -478,7 +475,7 @@ impl Ring {
     fn become_follower(&mut self, now: Duration, leader: Option<NodeId>, why: Option<DemoteReason>) {
         if self.role == Role::Leader {
             self.coordination = None;
-            if self.elected_open {
+            if self.outbox.elected_open() {
                 self.emit_demoted(why.expect("a coordinator that held its lease steps down for a reason"));
             }
         }
@@ -491,7 +488,7 @@ impl Ring {
     fn follow(&mut self, now: Duration, leader: &str, epoch: Term) {
         if self.role == Role::Leader {
             self.coordination = None;
-            if self.elected_open {
+            if self.outbox.elected_open() {
                 self.emit_demoted(DemoteReason::HigherTerm);
             }
         }
@@ -508,7 +505,7 @@ impl Ring {
         }
         if self.role == Role::Leader {
             self.coordination = None;
-            if self.elected_open {
+            if self.outbox.elected_open() {
                 self.emit_demoted(DemoteReason::HigherTerm);
             }
             self.role = Role::Follower;
@@ -552,9 +549,7 @@ impl Ring {
             self.emit(EventKind::Elected);
         }
         let epoch = self.term;
-        for peer in self.cfg.members.iter().filter(|m| **m != self.cfg.id) {
-            self.outputs.push(Output::Send { to: peer.clone(), message: Message::RingAlive { epoch, seq } });
-        }
+        self.outbox.broadcast(&self.cfg.members, &self.cfg.id, &Message::RingAlive { epoch, seq });
     }
 
     // ----- helpers ----------------------------------------------------------------------------
@@ -625,14 +620,7 @@ impl Ring {
     }
 
     fn reset_timer(&mut self, now: Duration) {
-        let (min, max) = self.cfg.timing.election_timeout;
-        let timeout = if max > min {
-            let span = (max - min).as_nanos() as u64;
-            min + Duration::from_nanos(self.rng.random_range(0..span))
-        } else {
-            min
-        };
-        self.deadline = now + timeout;
+        self.deadline = now + random_timeout(&self.cfg.timing, &mut self.rng);
     }
 
     fn enter(&mut self, term: Term, leader: Option<NodeId>) {
@@ -659,37 +647,16 @@ impl Ring {
     }
 
     fn push_event(&mut self, kind: EventKind, reason: Option<DemoteReason>) {
-        match kind {
-            EventKind::Elected => {
-                assert!(!self.elected_open, "elected twice without demoted");
-                assert!(self.role == Role::Leader && self.lease_expiry().is_some(), "elected without a lease");
-                self.elected_open = true;
-            }
-            EventKind::Demoted => {
-                assert!(self.elected_open, "demoted without elected");
-                self.elected_open = false;
-            }
-            _ => {}
-        }
-        self.outputs.push(Output::Event(Event { kind, term: self.term, leader: self.leader.clone(), reason }));
+        let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
+        self.outbox.event(kind, self.term, self.leader.clone(), reason, holds_lease);
     }
 
     fn send(&mut self, to: &str, message: Message) {
-        self.outputs.push(Output::Send { to: to.to_string(), message });
+        self.outbox.send(to, message);
     }
 
     fn take_outputs(&mut self) -> Vec<Output> {
-        assert_eq!(
-            self.elected_open,
-            self.role == Role::Leader && self.lease_expiry().is_some(),
-            "an open `elected` is exactly a coordinator that holds its lease"
-        );
-        let hard = self.hard_state();
-        if hard != self.persisted {
-            assert!(hard.term >= self.persisted.term, "persisted epoch never decreases");
-            self.persisted = hard.clone();
-            self.outputs.insert(0, Output::Persist(hard));
-        }
-        std::mem::take(&mut self.outputs)
+        let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
+        self.outbox.take(self.hard_state(), holds_lease)
     }
 }

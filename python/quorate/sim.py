@@ -18,8 +18,8 @@ def failover_trials(
 ) -> List[float]:
     """Crash the leader at a uniformly random point of its heartbeat interval, ``trials`` times.
 
-    Each value is the time in seconds from the crash until a new leader is known to every live
-    node (``math.inf`` for a trial in which none came within 100 maximum election timeouts).
+    Each value is the time in seconds from the crash until a new leader holds its lease and is
+    known to every live node (``math.inf`` for a trial in which none came within 100 maximum election timeouts).
     ``simulation_options`` are those of :class:`Simulation` (``election_timeout``, ``latency``, ...).
     Trial ``i`` uses a seed derived from ``(seed, i)``, so the list is reproducible.
     """

@@ -1,5 +1,6 @@
 //! Failover trials (Raft paper section 9.3, Figure 16): crash the leader at a uniformly random point
-//! of its heartbeat interval and measure how long until every live node knows a new leader.
+//! of its heartbeat interval and measure how long until a new leader holds its lease and every live
+//! node knows it.
 
 use std::time::Duration;
 
@@ -14,7 +15,8 @@ use crate::seed::mix;
 /// that none came (as infinity).
 pub const PATIENCE_TIMEOUTS: u32 = 100;
 
-/// One value per trial, in seconds: from the crash until a new leader is known to every live node;
+/// One value per trial, in seconds: from the crash until a new leader holds its lease and is known
+/// to every live node;
 /// `f64::INFINITY` when no leader came within `PATIENCE_TIMEOUTS` maximum election timeouts.
 pub fn failover_trials(trials: usize, base: &SimConfig) -> Result<Vec<f64>, ConfigError> {
     Simulation::new(base.clone())?; // validate once, so errors come before any work

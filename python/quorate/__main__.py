@@ -448,7 +448,7 @@ def run_node(args: argparse.Namespace) -> int:
 
         pumper = threading.Thread(target=pump, name="quorate-events", daemon=True)
         pumper.start()
-        while not stop.wait(0.2):
+        while not stop.wait(1.0):  # the signal handler sets it: the wait ends at once
             pass
     finally:
         node.stop(graceful=True, timeout=5.0)

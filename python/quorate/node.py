@@ -36,8 +36,16 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 # Bounds: a subscription nobody reads keeps at most this many events (the oldest are dropped).
 MAX_SUBSCRIPTION_BACKLOG = 10_000
-# How long a blocking wait sleeps between checks for Ctrl-C.
+# How long a blocking wait on the main thread sleeps between checks for Ctrl-C. Other threads never
+# receive signals, so they sleep up to _IDLE_SLICE: an idle service should not wake 10 times a second.
 _WAIT_SLICE = 0.1
+_IDLE_SLICE = 1.0
+
+
+def _wait_slice() -> float:
+    return _WAIT_SLICE if threading.current_thread() is threading.main_thread() else _IDLE_SLICE
+
+
 # The dispatcher's wait per round: a stop wakes it at once, so this only bounds idle wake-ups.
 _DISPATCH_SLICE = 1.0
 
@@ -245,7 +253,8 @@ class Subscription:
             while not self._events:
                 if self._closed:
                     raise SubscriptionClosed("Subscription.get: the subscription is closed and has no event left")
-                remaining = _WAIT_SLICE if deadline is None else min(_WAIT_SLICE, deadline - time.monotonic())
+                slice_ = _wait_slice()
+                remaining = slice_ if deadline is None else min(slice_, deadline - time.monotonic())
                 if remaining <= 0:
                     raise TimeoutError("no event within the timeout")
                 self._cond.wait(remaining)
@@ -654,7 +663,8 @@ class Node:
                 return value
             if stop_ends and not core.running:
                 raise self._stopped_error(what)
-            remaining = _WAIT_SLICE if deadline is None else min(_WAIT_SLICE, deadline - time.monotonic())
+            slice_ = _wait_slice()
+            remaining = slice_ if deadline is None else min(slice_, deadline - time.monotonic())
             if remaining <= 0:
                 raise TimeoutError(f"{what} within {timeout} s")
             core.wait_changed(seen, remaining)

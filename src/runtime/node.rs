@@ -118,7 +118,7 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
         return rt;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name("quorate-io")
         .enable_io()
         .enable_time()

@@ -7,7 +7,7 @@
 //! a transition can already read it.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -183,6 +183,9 @@ pub struct Shared {
     snapshot: Mutex<Snapshot>,
     /// Notified whenever the snapshot changes: blocking waits sleep on it.
     changed: Condvar,
+    /// Threads asleep on `changed`, counted under the snapshot lock. A notify is a syscall even
+    /// with nobody waiting, and a leader publishes on every heartbeat round and every ack.
+    change_waiters: AtomicUsize,
     pub counters: Counters,
     events: Mutex<VecDeque<EventRecord>>,
     events_ready: Condvar,
@@ -199,6 +202,7 @@ impl Shared {
         Shared {
             snapshot: Mutex::new(Snapshot::new(peers)),
             changed: Condvar::new(),
+            change_waiters: AtomicUsize::new(0),
             counters: Counters::default(),
             events: Mutex::new(VecDeque::new()),
             events_ready: Condvar::new(),
@@ -244,8 +248,12 @@ impl Shared {
             }
         }
         s.version += 1;
+        // Read under the lock: a waiter registers under it before it sleeps, so none is missed.
+        let wake = self.change_waiters.load(Ordering::Relaxed) > 0;
         drop(s);
-        self.changed.notify_all();
+        if wake {
+            self.changed.notify_all();
+        }
         if !events.is_empty() {
             let mut q = self.events.lock().expect("events lock");
             for e in events {
@@ -355,7 +363,9 @@ impl Shared {
             Some(left) if !left.is_zero() => timeout.min(left),
             _ => timeout,
         };
+        self.change_waiters.fetch_add(1, Ordering::Relaxed);
         let (s, _) = self.changed.wait_timeout_while(s, timeout, |s| s.version == seen).expect("snapshot lock");
+        self.change_waiters.fetch_sub(1, Ordering::Relaxed);
         s.version
     }
 }

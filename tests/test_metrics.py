@@ -217,3 +217,25 @@ def test_warnings_and_every_health_state_are_gauges():
     assert {dict(labels)["state"] for n, labels in samples if n == "quorate_health"} >= {
         "ok", "degraded", "failed", "stopped"
     }
+
+
+def test_votes_and_round_trips_are_exported_as_status_gives_them(cluster_factory):
+    from quorate.metrics import VOTE_ANSWERS
+
+    c = cluster_factory(3)
+    leader = c.wait_for_leader(ELECT)
+    node = c.nodes[leader]
+    wait_until(lambda: all(p.round_trip is not None for p in node.status().peers.values()), ELECT, "round trips")
+    voter = next(n for i, n in c.nodes.items() if i != leader)
+    for n in (node, voter):
+        s = n.status()
+        _, samples = parse(n.metrics_text())
+        for kind in ("vote", "pre_vote"):
+            for answer in VOTE_ANSWERS:
+                got = value(samples, "quorate_votes_total", node=n.node_id, kind=kind, answer=answer)
+                assert got == s.votes[kind][answer], (kind, answer)
+        trips = {dict(l)["peer"]: v for (name, l), v in samples.items() if name == "quorate_peer_round_trip_seconds"}
+        if n is node:
+            assert set(trips) == set(s.peers) and all(0 < v < 1 for v in trips.values()), trips
+        else:
+            assert trips == {}, "a follower measures no round trip"

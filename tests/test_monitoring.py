@@ -65,3 +65,41 @@ def test_a_dead_peer_is_warned_of_once_unreachable_for_longer_than_the_election_
     wait_until(lambda: any("'n3'" in w or '"n3"' in w for w in watcher.status().warnings), ELECT, "the warning")
     c.restart("n3")
     wait_until(lambda: not any("n3" in w for w in watcher.status().warnings), ELECT, "the warning gone")
+
+
+def test_a_leader_measures_each_peers_round_trip_and_an_injected_delay_shows_in_it(cluster_factory):
+    c = cluster_factory(3)
+    leader = c.wait_for_leader(ELECT)
+    node = c.nodes[leader]
+    trips = wait_until(
+        lambda: (lambda p: p if all(v.round_trip is not None for v in p.values()) else None)(node.status().peers),
+        ELECT, "a round trip to every peer")
+    assert all(0.0 < p.round_trip < 1.0 for p in trips.values()), trips
+    followers = [n for i, n in c.nodes.items() if i != leader]
+    assert all(p.round_trip is None for f in followers for p in f.status().peers.values()), "only a leader measures"
+    slow = followers[0]
+    slow.faults.delay(0.05)  # its acks now take 50 ms longer; the smoothed value follows within ~1 s
+    wait_until(lambda: (node.status().peers[slow.node_id].round_trip or 0) > 0.04, ELECT, "the delay in the round trip")
+    other = node.status().peers[followers[1].node_id].round_trip
+    assert other is not None and other < 0.04, "the other peer's round trip is its own"
+    node.stop()
+    assert all(p.round_trip is None for p in node.status().peers.values()), "a stopped node measures nothing"
+
+
+def test_votes_answered_are_counted_by_kind_and_answer_and_survive_a_restart(cluster_factory):
+    c = cluster_factory(3)  # pre-vote on: every election asks pre-votes first
+    leader = c.wait_for_leader(ELECT)
+    answers = {"granted", "stale_term", "already_voted", "leader_known", "in_lease"}
+    statuses = {i: n.status() for i, n in c.nodes.items()}
+    for s in statuses.values():
+        assert set(s.votes) == {"vote", "pre_vote"} and all(set(v) == answers for v in s.votes.values()), s.votes
+    # The leader won a majority: at least one peer granted it a pre-vote and a vote.
+    assert sum(s.votes["vote"]["granted"] for i, s in statuses.items() if i != leader) >= 1
+    assert sum(s.votes["pre_vote"]["granted"] for i, s in statuses.items() if i != leader) >= 1
+    voter = next(i for i, s in statuses.items() if i != leader and s.votes["vote"]["granted"] >= 1)
+    before = statuses[voter].votes
+    c.nodes[voter].stop()
+    c.nodes[voter].start()
+    after = c.nodes[voter].status().votes
+    assert all(after[k][a] >= before[k][a] for k in before for a in answers), "counts never go back"
+    assert c.nodes[voter].status().to_dict()["votes"] == after

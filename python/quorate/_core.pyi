@@ -4,10 +4,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, final
 
 from typing_extensions import Self
 
-__all__ = ["__version__", "DEFAULT_TIMING", "REJECTION_REASONS", "Core", "Simulation", "Event", "_NodeCore", "failover_trials", "_take_log_records", "_log_records_dropped", "_write_unraisable", "_group_partition"]
+__all__ = ["__version__", "DEFAULT_TIMING", "REJECTION_REASONS", "VOTE_ANSWERS", "Core", "Simulation", "Event", "_NodeCore", "failover_trials", "_take_log_records", "_log_records_dropped", "_write_unraisable", "_group_partition"]
 __version__: str
 DEFAULT_TIMING: Dict[str, Any]
 REJECTION_REASONS: List[str]
+VOTE_ANSWERS: List[str]
 
 _Output = Dict[str, Any]
 _Message = Dict[str, Any]

@@ -39,6 +39,8 @@ that the nodes of a `LocalCluster` (or several nodes given together) are told ap
 | `quorate_messages_rejected_total` | counter | `reason`; frames and handshakes refused, by reason |
 | `quorate_peer_connected` | gauge | `peer`; 1 while the connection to the peer is up |
 | `quorate_peer_last_contact_age_seconds` | gauge | `peer`; seconds since the peer was last heard |
+| `quorate_peer_round_trip_seconds` | gauge | `peer`; smoothed heartbeat round trip, measured by a raft leader (absent otherwise) |
+| `quorate_votes_total` | counter | `kind` (vote, pre_vote), `answer` (granted, stale_term, already_voted, leader_known, in_lease); vote requests this node answered |
 | `quorate_fault_active` | gauge | `fault`; 1 for each injected fault in force |
 | `quorate_warnings` | gauge | how many `status().warnings` the node reports now |
 | `quorate_leadership_tenure_seconds` | histogram | lengths of this node's past leaderships |
@@ -74,13 +76,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from .cluster import LocalCluster
     from .node import Node, Status
 
-__all__ = ["QuorateCollector", "exposition", "CONTENT_TYPE", "REJECTION_REASONS"]
+__all__ = ["QuorateCollector", "exposition", "CONTENT_TYPE", "REJECTION_REASONS", "VOTE_ANSWERS"]
 
 #: The Content-Type header to serve `exposition()`'s bytes with (prometheus_client's own).
 CONTENT_TYPE: str = CONTENT_TYPE_LATEST
 
 #: Every reason a node counts in `status().rejected_by_reason`: exported at 0 until seen.
 REJECTION_REASONS: Tuple[str, ...] = tuple(_core.REJECTION_REASONS)
+
+#: Every answer a node counts in `status().votes`: exported at 0 until seen.
+VOTE_ANSWERS: Tuple[str, ...] = tuple(_core.VOTE_ANSWERS)
 
 _ROLES = ("follower", "pre_candidate", "candidate", "leader", "stopped")
 _HEALTH = ("ok", "degraded", "failed", "stopped")
@@ -187,6 +192,16 @@ class QuorateCollector(Collector):
             "quorate_peer_last_contact_age_seconds", "Seconds since this node last heard from the peer.",
             labels=["node", "peer"],
         )
+        round_trip = GaugeMetricFamily(
+            "quorate_peer_round_trip_seconds",
+            "Smoothed round trip from this node's heartbeat to the peer's ack (raft leaders only).",
+            labels=["node", "peer"],
+        )
+        votes = CounterMetricFamily(
+            "quorate_votes",
+            "Vote requests this node answered, by kind (vote, pre_vote) and answer (granted or why not).",
+            labels=["node", "kind", "answer"],
+        )
         faults = GaugeMetricFamily(
             "quorate_fault_active", "1 for each fault injected into this node that is in force.",
             labels=["node", "fault"],
@@ -242,6 +257,12 @@ class QuorateCollector(Collector):
                 connected.add_metric([nid, peer], int(p.connected))
                 if p.last_contact_age is not None:
                     contact.add_metric([nid, peer], p.last_contact_age)
+                if p.round_trip is not None:
+                    round_trip.add_metric([nid, peer], p.round_trip)
+            for kind in ("vote", "pre_vote"):
+                answered = s.votes.get(kind, {})
+                for answer in VOTE_ANSWERS:
+                    votes.add_metric([nid, kind, answer], answered.get(answer, 0))
             for fault in sorted(s.faults):
                 faults.add_metric([nid, fault], 1)
             warnings.add_metric([nid], len(getattr(s, "warnings", ())))
@@ -258,6 +279,8 @@ class QuorateCollector(Collector):
         yield rejected
         yield connected
         yield contact
+        yield round_trip
+        yield votes
         yield faults
         yield warnings
         yield tenure

@@ -106,11 +106,16 @@ class PeerStatus:
         connected: True while this node's outbound connection to the peer is up.
         last_contact_age: Seconds since this node last received a valid frame from the peer;
             None if it never did.
+        round_trip: Seconds from this node's heartbeat to the peer's acknowledgement, smoothed
+            as TCP smooths its round-trip time (each sample moves it 1/8 of the way). Only a raft
+            leader measures it: None on a follower, before the peer's first acknowledgement, and
+            with Bully or Ring. It includes the peer's own handling time and any injected delay.
     """
 
     address: str
     connected: bool
     last_contact_age: Optional[float]
+    round_trip: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,13 @@ class Status:
         elections_last_minute: Elections this node started in the last 60 s.
         leader_changes_last_minute: Leader changes this node saw in the last 60 s.
         term_changes: Times this node's term changed.
+        votes: Vote requests this node answered (raft), as {"vote": {answer: count}, "pre_vote":
+            {answer: count}} with every answer present: "granted"; "stale_term" (the request's
+            term is older); "already_voted" (for another candidate in that term); "leader_known"
+            (this node follows a leader of that term); "in_lease" (ignored: this node heard a
+            live leader, or restarted, within the minimum election timeout; thesis 4.2.3). Many
+            refusals with few elections won point at the cause of a cluster that cannot elect.
+            All zero with Bully and Ring, which have no votes.
     """
 
     node_id: str
@@ -196,6 +208,7 @@ class Status:
     elections_last_minute: int = 0
     leader_changes_last_minute: int = 0
     term_changes: int = 0
+    votes: Dict[str, Dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         """Every attribute as a plain dict (peers as dicts too), ready for `json.dumps`; a copy."""
@@ -204,6 +217,7 @@ class Status:
         d["faults"] = dict(self.faults)
         d["rejected_by_reason"] = dict(self.rejected_by_reason)
         d["warnings"] = list(self.warnings)
+        d["votes"] = {kind: dict(answers) for kind, answers in self.votes.items()}
         for h in ("tenure_histogram", "leaderless_histogram"):
             d[h] = {k: (list(map(list, v)) if k == "buckets" else v) for k, v in getattr(self, h).items()}
         return d

@@ -15,6 +15,7 @@
 //!   lease holds); every `Demoted` says why; they alternate.
 //! - state, read at any time: [`State`] (role, term, vote, leader, lease expiry, and when the
 //!   leader was last heard from), `is_leader(now)`, `fencing_token(now)`, `hard_state()`.
+//! - measures, for monitoring only ([`measures`]): `vote_counts()`, `round_trip(peer)`.
 //!
 //! `Engine` is an enum over the algorithms rather than a trait object: the set is closed and
 //! small, calls are statically dispatched in the simulator's hot loop (millions of steps a
@@ -23,6 +24,7 @@
 
 pub mod bully;
 pub mod config;
+pub mod measures;
 pub mod messages;
 mod outbox;
 pub mod raft;
@@ -38,6 +40,7 @@ mod ring_tests;
 use std::time::Duration;
 
 pub use config::{Algorithm, Config, ConfigError, NodeId, Timing};
+pub use measures::{RoundTrip, VoteAnswer, VoteCounts};
 pub use messages::{DemoteReason, Event, EventKind, HardState, Message, Output, Term};
 pub use bully::Bully;
 pub use raft::{Raft, MAX_TERM_AHEAD};
@@ -143,6 +146,24 @@ impl Engine {
 
     pub fn state(&self) -> State {
         each!(self, e => e.state())
+    }
+
+    /// Vote requests this engine answered, by kind and answer. Only raft votes; Bully and Ring
+    /// have no votes, so theirs stay zero.
+    pub fn vote_counts(&self) -> VoteCounts {
+        match self {
+            Engine::Raft(r) => r.vote_counts(),
+            Engine::Bully(_) | Engine::Ring(_) => VoteCounts::default(),
+        }
+    }
+
+    /// The round-trip time to `peer` as this node's leadership measures it with heartbeats (raft);
+    /// None for a follower, before the peer's first ack, and for Bully and Ring.
+    pub fn round_trip(&self, peer: &str) -> Option<RoundTrip> {
+        match self {
+            Engine::Raft(r) => r.round_trip(peer),
+            Engine::Bully(_) | Engine::Ring(_) => None,
+        }
     }
 
     /// Leader and inside its lease at `now`: the only time a caller may act as the leader.

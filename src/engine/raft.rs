@@ -36,6 +36,7 @@ use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
 use super::outbox::{random_timeout, Outbox};
+use super::measures::{RoundTrip, VoteAnswer, VoteCounts};
 use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
 use super::{Role, State, TransferError};
 
@@ -70,6 +71,11 @@ struct Leadership {
     lease_expiry: Option<Duration>,
     /// Newest round each peer acknowledged: the most caught-up peer is the best hand-off target.
     last_ack: BTreeMap<NodeId, u64>,
+    /// Send times of the newest rounds (at most MAX_OPEN_ROUNDS), kept after a round is settled
+    /// so that every peer's ack, not only the quorum's first, yields a round-trip sample.
+    sent_at: VecDeque<(u64, Duration)>,
+    /// Round-trip time to each peer that acknowledged a round of this leadership.
+    round_trips: BTreeMap<NodeId, RoundTrip>,
 }
 
 
@@ -97,6 +103,8 @@ pub struct Raft {
     leadership: Option<Leadership>,
     /// When this node last handled a heartbeat from the leader it follows.
     leader_contact: Option<Duration>,
+    /// Vote requests this node answered, for monitoring only.
+    vote_counts: VoteCounts,
     outbox: Outbox,
 }
 
@@ -118,6 +126,7 @@ impl Raft {
             votes: BTreeMap::new(),
             leadership: None,
             leader_contact: None,
+            vote_counts: VoteCounts::default(),
             cfg,
         }
     }
@@ -148,6 +157,16 @@ impl Raft {
 
     pub fn lease_expiry(&self) -> Option<Duration> {
         self.leadership.as_ref().and_then(|l| l.lease_expiry)
+    }
+
+    pub fn vote_counts(&self) -> VoteCounts {
+        self.vote_counts
+    }
+
+    /// The round-trip time to `peer` measured by this leadership's heartbeats; None unless this
+    /// node leads and the peer acknowledged one of its rounds.
+    pub fn round_trip(&self, peer: &str) -> Option<RoundTrip> {
+        self.leadership.as_ref()?.round_trips.get(peer).copied()
     }
 
     pub fn state(&self) -> State {
@@ -299,7 +318,9 @@ impl Raft {
                 Message::Vote { pre_vote: true, .. } | Message::VoteResponse { pre_vote: true, granted: true, .. } => {}
                 // Disruptive-server rule (thesis 4.2.3): while our leader is alive, a higher-term
                 // candidate is ignored outright rather than allowed to depose it.
-                Message::Vote { transfer: false, .. } if self.in_lease(now) => return,
+                Message::Vote { transfer: false, .. } if self.in_lease(now) => {
+                    return self.vote_counts.record(false, VoteAnswer::InLease);
+                }
                 Message::Heartbeat { .. } | Message::TimeoutNow { .. } => {
                     self.become_follower(now, term, Some(from.to_string()), Some(DemoteReason::HigherTerm))
                 }
@@ -328,6 +349,7 @@ impl Raft {
                 self.send(from, Message::HeartbeatResponse { term: self.term, seq })
             }
             Message::Vote { pre_vote, .. } => {
+                self.vote_counts.record(pre_vote, VoteAnswer::StaleTerm);
                 self.send(from, Message::VoteResponse { term: self.term, granted: false, pre_vote })
             }
             _ => {}
@@ -342,8 +364,15 @@ impl Raft {
             || (self.voted_for.is_none() && self.leader.is_none())
             || (pre_vote && term > self.term);
         if can_vote && !repeat && !transfer && self.in_lease(now) {
-            return; // the disruptive-server rule again: silence, not even a rejection
+            // The disruptive-server rule again: silence, not even a rejection.
+            return self.vote_counts.record(pre_vote, VoteAnswer::InLease);
         }
+        let answer = match (&self.voted_for, &self.leader) {
+            _ if can_vote => VoteAnswer::Granted,
+            (Some(_), _) => VoteAnswer::AlreadyVoted,
+            (None, _) => VoteAnswer::LeaderKnown,
+        };
+        self.vote_counts.record(pre_vote, answer);
         if !pre_vote && can_vote {
             debug_assert_eq!(term, self.term);
             self.voted_for = Some(from.to_string());
@@ -421,6 +450,10 @@ impl Raft {
         let l = self.leadership.as_mut().expect("a leader has leadership state");
         let last = l.last_ack.entry(from.to_string()).or_insert(0);
         *last = (*last).max(seq);
+        if let Some(&(_, sent_at)) = l.sent_at.iter().find(|(s, _)| *s == seq) {
+            let sample = now.saturating_sub(sent_at);
+            l.round_trips.entry(from.to_string()).and_modify(|r| r.update(sample)).or_insert(RoundTrip::first(sample));
+        }
         // A round whose lease would already be over can grant nothing (as in broadcast_heartbeat):
         // counting it would announce `elected` for a lease that is already gone.
         let Some(round) = l.rounds.iter_mut().find(|r| r.seq == seq && r.sent_at + lease > now) else { return };
@@ -518,6 +551,8 @@ impl Raft {
             quorum_contact_at: now,
             lease_expiry: None,
             last_ack: BTreeMap::new(),
+            sent_at: VecDeque::new(),
+            round_trips: BTreeMap::new(),
         });
         // Candidates know no leader, so winning changes it to us. `elected` waits for the lease.
         self.leader = Some(self.cfg.id.clone());
@@ -556,6 +591,10 @@ impl Raft {
         let seq = l.next_seq;
         l.next_seq += 1;
         l.heartbeat_deadline = now + heartbeat;
+        if l.sent_at.len() >= MAX_OPEN_ROUNDS {
+            l.sent_at.pop_front();
+        }
+        l.sent_at.push_back((seq, now));
         while l.rounds.len() >= MAX_OPEN_ROUNDS || l.rounds.front().is_some_and(|r| r.sent_at + lease <= now) {
             l.rounds.pop_front();
         }

@@ -843,3 +843,42 @@ fn a_node_at_the_last_term_never_campaigns_and_never_wraps() {
     }
     assert_eq!((a.term(), a.role()), (u64::MAX, Role::Follower));
 }
+
+// ----- measures: for monitoring, never for a decision -------------------------------------------
+
+#[test]
+fn test_every_vote_request_is_counted_once_with_its_answer() {
+    use super::measures::VoteAnswer::*;
+    let mut r = node("a", 3);
+    r.step(ms(200), "b", vote(1)); // granted
+    r.step(ms(201), "c", vote(1)); // already voted for b
+    r.step(ms(202), "b", vote(1)); // a repeat is granted again
+    r.step(ms(203), "c", Message::Heartbeat { term: 2, seq: 1 }); // c leads term 2
+    r.step(ms(204), "b", vote(1)); // stale
+    r.step(ms(205), "b", Message::Vote { term: 3, pre_vote: true, transfer: false }); // silent: c's lease
+    r.step(ms(206), "b", vote(3)); // silent too, and the term stays
+    let v = r.vote_counts();
+    let got: Vec<(bool, &str, u64)> = [false, true]
+        .into_iter()
+        .flat_map(|pre| super::measures::VoteAnswer::ALL.map(|a| (pre, a.name(), v.get(pre, a))))
+        .filter(|(_, _, n)| *n > 0)
+        .collect();
+    assert_eq!(got, vec![(false, "granted", 2), (false, "stale_term", 1), (false, "already_voted", 1), (false, "in_lease", 1), (true, "in_lease", 1)]);
+    assert_eq!(v.get(false, LeaderKnown), 0);
+    // Past c's lease, a pre-vote at c's own term is refused because b knows its leader.
+    r.step(ms(400), "b", Message::Vote { term: 2, pre_vote: true, transfer: false });
+    assert_eq!(r.vote_counts().get(true, LeaderKnown), 1);
+}
+
+#[test]
+fn test_a_leader_measures_each_peers_round_trip_from_its_heartbeat_acks() {
+    let mut r = node("a", 3);
+    elect(&mut r, ms(300)); // round 1 sent at 300 ms
+    r.step(ms(304), "b", Message::HeartbeatResponse { term: 1, seq: 1 });
+    // c's ack comes after the round was settled by b's: it still measures c.
+    r.step(ms(310), "c", Message::HeartbeatResponse { term: 1, seq: 1 });
+    assert_eq!(r.round_trip("b").map(|t| t.last), Some(ms(4)));
+    assert_eq!(r.round_trip("c").map(|t| t.last), Some(ms(10)));
+    r.resign(ms(320));
+    assert_eq!(r.round_trip("b"), None, "only a leader measures");
+}

@@ -24,6 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_group_partition, m)?)?;
     m.add("DEFAULT_TIMING", default_timing(m.py())?)?;
     m.add("REJECTION_REASONS", crate::runtime::wire::REJECTION_REASONS.to_vec())?;
+    m.add("VOTE_ANSWERS", crate::engine::VoteAnswer::ALL.map(|a| a.name()).to_vec())?;
     logbridge::install();
     Ok(())
 }

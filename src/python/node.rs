@@ -387,6 +387,7 @@ impl PyNodeCore {
             pd.set_item("address", &p.address)?;
             pd.set_item("connected", p.connected)?;
             pd.set_item("last_contact_age", p.last_contact.map(|t| now.saturating_duration_since(t).as_secs_f64()))?;
+            pd.set_item("round_trip", p.round_trip.map(|r| r.smoothed.as_secs_f64()))?;
             peers.set_item(id, pd)?;
         }
         d.set_item("peers", peers)?;
@@ -399,6 +400,16 @@ impl PyNodeCore {
             by_reason.set_item(reason, n)?;
         }
         d.set_item("rejected_by_reason", by_reason)?;
+        let answered = s.votes_answered();
+        let votes = PyDict::new(py);
+        for (kind, pre_vote) in [("vote", false), ("pre_vote", true)] {
+            let by_answer = PyDict::new(py);
+            for a in crate::engine::VoteAnswer::ALL {
+                by_answer.set_item(a.name(), answered.get(pre_vote, a))?;
+            }
+            votes.set_item(kind, by_answer)?;
+        }
+        d.set_item("votes", votes)?;
         let m = &s.monitor;
         let age = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t).as_secs_f64());
         d.set_item("leading_for", age(m.leading_since).filter(|_| s.leading.is_some()))?;

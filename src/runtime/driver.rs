@@ -21,7 +21,7 @@ use super::node::{Command, FaultCommand, NodeConfig, Outbox};
 use super::shared::{EventRecord, Health, Shared, Snapshot};
 use super::transport::refused;
 use super::wire::Rejection;
-use crate::engine::{Config, DemoteReason, EventKind, HardState, Message, NodeId, Output, Engine, Role, Term};
+use crate::engine::{Config, DemoteReason, EventKind, HardState, Message, NodeId, Output, Engine, Role, RoundTrip, Term};
 use crate::faults::{Faults, NodeClock};
 
 /// Messages held back by a delay fault at once.
@@ -389,9 +389,15 @@ impl Driver {
             None => (Health::Ok, None),
         };
         let events = std::mem::take(&mut self.pending);
+        let (engine, rate) = (&self.engine, self.faults.clock_rate());
         self.shared.publish_with_events(
             |s| {
                 more(s);
+                s.votes = engine.vote_counts();
+                for (id, p) in s.peers.iter_mut() {
+                    // Measured on this node's clock: a clock running at `rate` reads rate x real time.
+                    p.round_trip = engine.round_trip(id).map(|r| RoundTrip { smoothed: r.smoothed.div_f64(rate), last: r.last.div_f64(rate) });
+                }
                 s.role = Some(state.role);
                 s.term = state.term;
                 s.voted_for = state.voted_for;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::log_limit::LogLimiter;
 use super::monitor::Monitor;
-use crate::engine::{DemoteReason, EventKind, HardState, NodeId, Role, Term};
+use crate::engine::{DemoteReason, EventKind, HardState, NodeId, Role, RoundTrip, Term, VoteCounts};
 
 /// Events waiting for the dispatcher thread; past this they are dropped and counted.
 const MAX_PENDING_EVENTS: usize = 65_536;
@@ -42,6 +42,8 @@ pub struct PeerInfo {
     pub address: String,
     pub connected: bool,
     pub last_contact: Option<Instant>,
+    /// Round-trip time while this node leads (raft), in real seconds; None otherwise.
+    pub round_trip: Option<RoundTrip>,
 }
 
 /// Whether the node can do its job: `Degraded` while it cannot make its state durable (it then
@@ -90,6 +92,9 @@ pub struct Snapshot {
     pub clock_rate: f64,
     /// Tenures, leaderless gaps, election and leader-change rates.
     pub monitor: Monitor,
+    /// Vote requests answered in earlier runs of this node, and in the current one.
+    pub votes_before: VoteCounts,
+    pub votes: VoteCounts,
 }
 
 impl Snapshot {
@@ -110,6 +115,8 @@ impl Snapshot {
             version: 0,
             clock_rate: 1.0,
             monitor: Monitor::default(),
+            votes_before: VoteCounts::default(),
+            votes: VoteCounts::default(),
         }
     }
 
@@ -120,6 +127,11 @@ impl Snapshot {
 
     pub fn fencing_token(&self, now: Instant) -> Option<Term> {
         self.is_leader(now).then_some(self.term)
+    }
+
+    /// Vote requests this node answered since it was constructed (every run).
+    pub fn votes_answered(&self) -> VoteCounts {
+        self.votes_before.plus(&self.votes)
     }
 
     /// Time left on a lease that still holds.
@@ -281,6 +293,9 @@ impl Shared {
             s.leader = None;
             s.lease_until = None;
             s.last_heartbeat = None;
+            // A new engine counts from zero: keep what the earlier runs counted.
+            s.votes_before = s.votes_answered();
+            s.votes = VoteCounts::default();
             s.faults.clear();
             s.clock_rate = 1.0;
             s.monitor.begin_run(Instant::now());
@@ -306,6 +321,7 @@ impl Shared {
                 s.health = Health::Stopped;
                 for p in s.peers.values_mut() {
                     p.connected = false;
+                    p.round_trip = None;
                 }
             },
             events,

@@ -452,7 +452,10 @@ impl Raft {
         *last = (*last).max(seq);
         if let Some(&(_, sent_at)) = l.sent_at.iter().find(|(s, _)| *s == seq) {
             let sample = now.saturating_sub(sent_at);
-            l.round_trips.entry(from.to_string()).and_modify(|r| r.update(sample)).or_insert(RoundTrip::first(sample));
+            match l.round_trips.get_mut(from) {
+                Some(r) => r.update(sample),
+                None => drop(l.round_trips.insert(from.to_string(), RoundTrip::first(sample))),
+            }
         }
         // A round whose lease would already be over can grant nothing (as in broadcast_heartbeat):
         // counting it would announce `elected` for a lease that is already gone.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any, Dict, List, Tuple
 
 import pytest
@@ -72,13 +74,6 @@ def core_net():
     return CoreNet
 
 
-import threading
-import time
-import warnings
-
-import quorate as _q
-
-
 class LeaderMonitor:
     """Samples every node's is_leader and fencing_token on one thread, about every millisecond.
 
@@ -136,17 +131,5 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.01):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-@pytest.fixture
-def cluster_factory():
-    made = []
-
-    def make(members=3, **options):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            c = _q.LocalCluster(members, **options)
-        made.append(c)
-        return c.start()
-
-    yield make
-    for c in made:
-        c.stop()
+# LocalClusters come from the project's own pytest plugin (quorate.pytest_plugin): the fixture
+# `quorate_cluster` makes them and stops them all at teardown, as it does for our users.

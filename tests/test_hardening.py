@@ -37,9 +37,9 @@ def test_an_absurd_clock_rate_is_a_config_error_and_the_node_keeps_running(facto
         assert node.is_leader and node.status().health == "ok"
 
 
-def test_a_dead_engine_task_is_reported_not_hidden(cluster_factory):
+def test_a_dead_engine_task_is_reported_not_hidden(quorate_cluster):
     demoted = []
-    c = cluster_factory(3, on_demoted=demoted.append)
+    c = quorate_cluster(3, on_demoted=demoted.append)
     leader = c.wait_for_leader(ELECT)
     node = c.nodes[leader]
     lead = node.wait_until_leading(timeout=ELECT)

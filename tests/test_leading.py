@@ -52,9 +52,9 @@ def assert_alternate(history):
 # ----- the lease comes before the word ------------------------------------------------------------
 
 
-def test_wait_until_leading_returns_only_with_the_lease_held_in_every_fresh_election(cluster_factory):
+def test_wait_until_leading_returns_only_with_the_lease_held_in_every_fresh_election(quorate_cluster):
     for _ in range(6):
-        c = cluster_factory(3)
+        c = quorate_cluster(3)
         results = {}
 
         def wait(node_id):
@@ -72,7 +72,7 @@ def test_wait_until_leading_returns_only_with_the_lease_held_in_every_fresh_elec
         c.stop()
 
 
-def test_inside_on_elected_the_published_state_already_shows_the_leadership(cluster_factory):
+def test_inside_on_elected_the_published_state_already_shows_the_leadership(quorate_cluster):
     seen = []
     nodes = {}
 
@@ -80,7 +80,7 @@ def test_inside_on_elected_the_published_state_already_shows_the_leadership(clus
         node = nodes[e.node_id]
         seen.append((e.fencing_token, node.fencing_token, node.is_leader, node.role, node.term))
 
-    c = cluster_factory(3, on_elected=on_elected)
+    c = quorate_cluster(3, on_elected=on_elected)
     nodes.update(c.nodes)
     for _ in range(8):  # fresh elections by hand-off
         leader = c.wait_for_leader(ELECT)
@@ -93,9 +93,9 @@ def test_inside_on_elected_the_published_state_already_shows_the_leadership(clus
         assert node_token == event_token and is_leader and role == "leader" and term == event_token, seen
 
 
-def test_the_readme_pattern_wait_then_is_leader_holds_on_the_new_leader(cluster_factory):
+def test_the_readme_pattern_wait_then_is_leader_holds_on_the_new_leader(quorate_cluster):
     for _ in range(5):
-        c = cluster_factory(3)
+        c = quorate_cluster(3)
         c.wait_for_leader(ELECT)
         leader = c.leader()
         lead = c.nodes[leader].wait_until_leading(timeout=ELECT)
@@ -110,9 +110,9 @@ def test_the_readme_pattern_wait_then_is_leader_holds_on_the_new_leader(cluster_
     "how, reason",
     [("kill", "crashed"), ("crash", "crashed"), ("stop", "stopped"), ("stop_abrupt", "stopped"), ("resign", "resigned"), ("isolate", "lost_lease")],
 )
-def test_every_end_of_a_leadership_gives_one_demoted_with_its_reason(cluster_factory, how, reason):
+def test_every_end_of_a_leadership_gives_one_demoted_with_its_reason(quorate_cluster, how, reason):
     demoted = []
-    c = cluster_factory(3, on_demoted=demoted.append)
+    c = quorate_cluster(3, on_demoted=demoted.append)
     leader = c.wait_for_leader(ELECT)
     node = c.nodes[leader]
     lead = node.wait_until_leading(timeout=ELECT)
@@ -155,9 +155,9 @@ def test_every_end_of_a_leadership_gives_one_demoted_with_its_reason(cluster_fac
     assert_alternate(c.history)
 
 
-def test_elected_and_demoted_alternate_across_random_kills_restarts_and_faults(cluster_factory):
+def test_elected_and_demoted_alternate_across_random_kills_restarts_and_faults(quorate_cluster):
     rng = random.Random(7)
-    c = cluster_factory(3)
+    c = quorate_cluster(3)
     with LeaderMonitor(c.nodes, limit=180.0):
         for step in range(15):
             if step % 3 == 0:  # bring everything back now and then, and let an election finish
@@ -203,7 +203,7 @@ def test_elected_and_demoted_alternate_across_random_kills_restarts_and_faults(c
 # ----- callbacks cannot break the dispatcher ---------------------------------------------------------
 
 
-def test_a_raising_callback_is_reported_as_unraisable_and_later_events_still_arrive(cluster_factory, monkeypatch):
+def test_a_raising_callback_is_reported_as_unraisable_and_later_events_still_arrive(quorate_cluster, monkeypatch):
     reported = []
     monkeypatch.setattr(sys, "unraisablehook", lambda args: reported.append(args))
     calls = []
@@ -215,7 +215,7 @@ def test_a_raising_callback_is_reported_as_unraisable_and_later_events_still_arr
         if len(calls) == 2:
             raise SystemExit(3)  # even a BaseException must not stop the dispatcher
 
-    c = cluster_factory(3, on_elected=boom)
+    c = quorate_cluster(3, on_elected=boom)
     for _ in range(3):
         leader = c.wait_for_leader(ELECT)
         c.nodes[leader].wait_until_leading(timeout=ELECT)
@@ -244,7 +244,7 @@ def test_callbacks_that_take_one_argument_in_any_form_are_accepted():
         quiet_node("a", {"a": f"127.0.0.1:{ports[0]}"}, on_elected=ok)
 
 
-def test_a_blocking_callback_delays_only_later_callbacks(cluster_factory):
+def test_a_blocking_callback_delays_only_later_callbacks(quorate_cluster):
     release = threading.Event()
     blocked = threading.Event()
 
@@ -252,7 +252,7 @@ def test_a_blocking_callback_delays_only_later_callbacks(cluster_factory):
         blocked.set()
         release.wait(20.0)
 
-    c = cluster_factory(3, on_elected=slow)
+    c = quorate_cluster(3, on_elected=slow)
     try:
         leader = c.wait_for_leader(ELECT)
         assert blocked.wait(ELECT)
@@ -277,8 +277,8 @@ def test_a_blocking_callback_delays_only_later_callbacks(cluster_factory):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="this platform has no fork()")
-def test_a_forked_child_cannot_use_the_parents_node_but_can_make_its_own(cluster_factory):
-    c = cluster_factory(1)
+def test_a_forked_child_cannot_use_the_parents_node_but_can_make_its_own(quorate_cluster):
+    c = quorate_cluster(1)
     leader = c.wait_for_leader(ELECT)
     node = c.nodes[leader]
     node.wait_until_leading(timeout=ELECT)
@@ -365,8 +365,8 @@ def test_two_nodes_or_processes_on_one_data_dir_are_refused_with_the_holder_name
     b.stop()
 
 
-def test_a_node_that_cannot_persist_degrades_stops_voting_and_recovers_by_itself(cluster_factory, caplog):
-    c = cluster_factory(3)
+def test_a_node_that_cannot_persist_degrades_stops_voting_and_recovers_by_itself(quorate_cluster, caplog):
+    c = quorate_cluster(3)
     leader = c.wait_for_leader(ELECT)
     follower = next(i for i in c.nodes if i != leader)
     f = c.nodes[follower]
@@ -394,8 +394,8 @@ def test_a_node_that_cannot_persist_degrades_stops_voting_and_recovers_by_itself
 # ----- asyncio -------------------------------------------------------------------------------------
 
 
-def test_async_leading_cancels_the_body_at_once_and_raises_leadership_lost(cluster_factory):
-    c = cluster_factory(3)
+def test_async_leading_cancels_the_body_at_once_and_raises_leadership_lost(quorate_cluster):
+    c = quorate_cluster(3)
     leader = c.wait_for_leader(ELECT)
     node = c.nodes[leader]
 
@@ -424,8 +424,8 @@ def test_async_leading_cancels_the_body_at_once_and_raises_leadership_lost(clust
     assert lost_at - t0 < 0.3 + 3.0
 
 
-def test_run_while_leading_runs_the_job_per_leadership_and_cancels_it_on_loss(cluster_factory):
-    c = cluster_factory(3)
+def test_run_while_leading_runs_the_job_per_leadership_and_cancels_it_on_loss(quorate_cluster):
+    c = quorate_cluster(3)
     c.wait_for_leader(ELECT)
     runs = []  # (node, term, held at start, how it ended)
 
@@ -461,12 +461,12 @@ def test_run_while_leading_runs_the_job_per_leadership_and_cancels_it_on_loss(cl
     assert terms == sorted(terms) and len(set(terms)) == len(terms), runs
 
 
-def test_wait_until_leading_raises_when_the_node_is_or_becomes_stopped(cluster_factory):
+def test_wait_until_leading_raises_when_the_node_is_or_becomes_stopped(quorate_cluster):
     ports = free_ports(1)
     node = quiet_node("a", {"a": f"127.0.0.1:{ports[0]}"})
     with pytest.raises(NodeStoppedError):
         node.wait_until_leading(timeout=1.0)
-    c = cluster_factory(3)
+    c = quorate_cluster(3)
     c.wait_for_leader(ELECT)
     follower = next(i for i in c.nodes if c.nodes[i].leader != i)
     errors = []
@@ -525,8 +525,8 @@ def test_local_cluster_wait_for_leader_refuses_a_bad_timeout(value):
         c.wait_for_leader(timeout=value)
 
 
-def test_transfer_leadership_refuses_unknown_self_and_unconnected_targets(cluster_factory):
-    c = cluster_factory(3)
+def test_transfer_leadership_refuses_unknown_self_and_unconnected_targets(quorate_cluster):
+    c = quorate_cluster(3)
     leader = c.wait_for_leader(ELECT)
     node = c.nodes[leader]
     others = [i for i in c.nodes if i != leader]
@@ -542,8 +542,8 @@ def test_transfer_leadership_refuses_unknown_self_and_unconnected_targets(cluste
         node.transfer_leadership(others[1], timeout=float("nan"))
 
 
-def test_subscription_get_after_close_is_a_clear_error(cluster_factory):
-    c = cluster_factory(1)
+def test_subscription_get_after_close_is_a_clear_error(quorate_cluster):
+    c = quorate_cluster(1)
     sub = c.nodes["n1"].subscribe()
     sub.close()
     with pytest.raises(quorate.SubscriptionClosed, match="closed"):
@@ -551,11 +551,11 @@ def test_subscription_get_after_close_is_a_clear_error(cluster_factory):
     assert list(sub) == []
 
 
-def test_a_leader_that_cannot_persist_a_higher_term_steps_down_with_reason_storage(cluster_factory):
+def test_a_leader_that_cannot_persist_a_higher_term_steps_down_with_reason_storage(quorate_cluster):
     # Without pre-vote, an isolated follower raises its term; once it can talk again, its stale
     # answer to the leader's heartbeat carries that term, and the leader must persist it to step down.
     demoted = []
-    c = cluster_factory(3, pre_vote=False, on_demoted=demoted.append)
+    c = quorate_cluster(3, pre_vote=False, on_demoted=demoted.append)
     leader = c.wait_for_leader(ELECT)
     lead = c.nodes[leader].wait_until_leading(timeout=ELECT)
     follower = next(i for i in c.nodes if i != leader)

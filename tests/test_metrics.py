@@ -45,8 +45,8 @@ COUNTERS = ("elections_started", "elections_won", "leader_changes", "messages_se
             "messages_dropped")
 
 
-def test_the_parser_reads_every_family_with_conventional_names_and_values_that_match_status(cluster_factory):
-    c = cluster_factory(3)
+def test_the_parser_reads_every_family_with_conventional_names_and_values_that_match_status(quorate_cluster):
+    c = quorate_cluster(3)
     leader = c.wait_for_leader(ELECT)
     node = c.nodes[leader]
     wait_until(lambda: all(p.connected for p in node.status().peers.values()), ELECT, "connections")
@@ -93,8 +93,8 @@ def test_the_parser_reads_every_family_with_conventional_names_and_values_that_m
         assert value(samples, "quorate_messages_rejected_total", node=leader, reason=reason) == 0.0
 
 
-def test_a_stopped_nodes_metrics_equal_its_status_exactly_and_faults_are_listed(cluster_factory):
-    c = cluster_factory(3)
+def test_a_stopped_nodes_metrics_equal_its_status_exactly_and_faults_are_listed(quorate_cluster):
+    c = quorate_cluster(3)
     leader = c.wait_for_leader(ELECT)
     follower = next(i for i in c.nodes if i != leader)
     c.nodes[follower].faults.drop(0.2)
@@ -116,8 +116,8 @@ def test_a_stopped_nodes_metrics_equal_its_status_exactly_and_faults_are_listed(
             assert value(samples, f"quorate_{name}_total", node=node_id) == getattr(st, name), name
 
 
-def test_a_cluster_collector_gives_one_label_set_per_node_and_sees_a_kill(cluster_factory):
-    c = cluster_factory(3)
+def test_a_cluster_collector_gives_one_label_set_per_node_and_sees_a_kill(quorate_cluster):
+    c = quorate_cluster(3)
     leader = c.wait_for_leader(ELECT)
     collector = QuorateCollector(c)
     registry = CollectorRegistry()
@@ -134,8 +134,8 @@ def test_a_cluster_collector_gives_one_label_set_per_node_and_sees_a_kill(cluste
     assert "n1" in repr(collector)
 
 
-def test_the_collector_registers_beside_a_services_own_metrics_and_twice_is_refused(cluster_factory):
-    c = cluster_factory(1)
+def test_the_collector_registers_beside_a_services_own_metrics_and_twice_is_refused(quorate_cluster):
+    c = quorate_cluster(1)
     c.wait_for_leader(ELECT)
     registry = CollectorRegistry()
     jobs = Counter("myservice_jobs", "Jobs the service ran.", registry=registry)
@@ -219,10 +219,10 @@ def test_warnings_and_every_health_state_are_gauges():
     }
 
 
-def test_votes_and_round_trips_are_exported_as_status_gives_them(cluster_factory):
+def test_votes_and_round_trips_are_exported_as_status_gives_them(quorate_cluster):
     from quorate.metrics import VOTE_ANSWERS
 
-    c = cluster_factory(3)
+    c = quorate_cluster(3)
     leader = c.wait_for_leader(ELECT)
     node = c.nodes[leader]
     wait_until(lambda: all(p.round_trip is not None for p in node.status().peers.values()), ELECT, "round trips")

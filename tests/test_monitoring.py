@@ -11,8 +11,8 @@ from conftest import wait_until
 ELECT = 15.0
 
 
-def test_tenure_and_leaderless_gaps_are_measured_across_a_failover(cluster_factory):
-    c = cluster_factory(3)
+def test_tenure_and_leaderless_gaps_are_measured_across_a_failover(quorate_cluster):
+    c = quorate_cluster(3)
     leader = c.wait_for_leader(ELECT)
     survivor = next(n for i, n in c.nodes.items() if i != leader)
     first = survivor.status()
@@ -32,8 +32,8 @@ def test_tenure_and_leaderless_gaps_are_measured_across_a_failover(cluster_facto
     assert gaps["count"] >= 2 and gaps["sum"] > 0, gaps
 
 
-def test_an_isolated_node_warns_of_unreachable_peers_and_an_election_storm(cluster_factory):
-    c = cluster_factory(3, pre_vote=False, election_timeout=(0.05, 0.1), heartbeat_interval=0.02)
+def test_an_isolated_node_warns_of_unreachable_peers_and_an_election_storm(quorate_cluster):
+    c = quorate_cluster(3, pre_vote=False, election_timeout=(0.05, 0.1), heartbeat_interval=0.02)
     c.wait_for_leader(ELECT)
     lonely = c.nodes["n3"]
     lonely.faults.isolate()
@@ -46,8 +46,8 @@ def test_an_isolated_node_warns_of_unreachable_peers_and_an_election_storm(clust
     assert lonely.status().elections_last_minute > 10
 
 
-def test_a_clock_rate_near_the_drift_bound_is_warned_of(cluster_factory):
-    c = cluster_factory(1)
+def test_a_clock_rate_near_the_drift_bound_is_warned_of(quorate_cluster):
+    c = quorate_cluster(1)
     c.wait_for_leader(ELECT)
     node = c.nodes["n1"]
     assert node.status().warnings == []
@@ -57,8 +57,8 @@ def test_a_clock_rate_near_the_drift_bound_is_warned_of(cluster_factory):
     assert not any("clock rate" in w for w in node.status().warnings)
 
 
-def test_a_dead_peer_is_warned_of_once_unreachable_for_longer_than_the_election_timeout(cluster_factory):
-    c = cluster_factory(3)
+def test_a_dead_peer_is_warned_of_once_unreachable_for_longer_than_the_election_timeout(quorate_cluster):
+    c = quorate_cluster(3)
     c.wait_for_leader(ELECT)
     c.kill("n3")
     watcher = c.nodes["n1"]
@@ -67,8 +67,8 @@ def test_a_dead_peer_is_warned_of_once_unreachable_for_longer_than_the_election_
     wait_until(lambda: not any("n3" in w for w in watcher.status().warnings), ELECT, "the warning gone")
 
 
-def test_a_leader_measures_each_peers_round_trip_and_an_injected_delay_shows_in_it(cluster_factory):
-    c = cluster_factory(3)
+def test_a_leader_measures_each_peers_round_trip_and_an_injected_delay_shows_in_it(quorate_cluster):
+    c = quorate_cluster(3)
     leader = c.wait_for_leader(ELECT)
     node = c.nodes[leader]
     trips = wait_until(
@@ -86,8 +86,8 @@ def test_a_leader_measures_each_peers_round_trip_and_an_injected_delay_shows_in_
     assert all(p.round_trip is None for p in node.status().peers.values()), "a stopped node measures nothing"
 
 
-def test_votes_answered_are_counted_by_kind_and_answer_and_survive_a_restart(cluster_factory):
-    c = cluster_factory(3)  # pre-vote on: every election asks pre-votes first
+def test_votes_answered_are_counted_by_kind_and_answer_and_survive_a_restart(quorate_cluster):
+    c = quorate_cluster(3)  # pre-vote on: every election asks pre-votes first
     leader = c.wait_for_leader(ELECT)
     answers = {"granted", "stale_term", "already_voted", "leader_known", "in_lease"}
     statuses = {i: n.status() for i, n in c.nodes.items()}

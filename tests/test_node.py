@@ -24,8 +24,8 @@ ELECT = 10.0
 
 
 @pytest.mark.parametrize("members", [1, 3, 5])
-def test_a_local_cluster_elects_exactly_one_leader_that_every_node_agrees_on(cluster_factory, members):
-    c = cluster_factory(members)
+def test_a_local_cluster_elects_exactly_one_leader_that_every_node_agrees_on(quorate_cluster, members):
+    c = quorate_cluster(members)
     with LeaderMonitor(c.nodes):
         leader = c.wait_for_leader(ELECT)
         time.sleep(0.5)
@@ -37,7 +37,7 @@ def test_a_local_cluster_elects_exactly_one_leader_that_every_node_agrees_on(clu
     assert 0 < st.lease_remaining <= 0.15
 
 
-def test_callbacks_fire_in_order_on_every_node_and_elected_demoted_alternate(cluster_factory):
+def test_callbacks_fire_in_order_on_every_node_and_elected_demoted_alternate(quorate_cluster):
     seen = {}
     lock = threading.Lock()
 
@@ -45,7 +45,7 @@ def test_callbacks_fire_in_order_on_every_node_and_elected_demoted_alternate(clu
         with lock:
             seen.setdefault(e.node_id, []).append((e.kind, e.term, threading.current_thread().name))
 
-    c = cluster_factory(3, on_elected=record, on_demoted=record, on_leader_change=record)
+    c = quorate_cluster(3, on_elected=record, on_demoted=record, on_leader_change=record)
     with LeaderMonitor(c.nodes):
         for _ in range(3):  # three leaderships, handed off gracefully
             leader = c.wait_for_leader(ELECT)
@@ -61,22 +61,22 @@ def test_callbacks_fire_in_order_on_every_node_and_elected_demoted_alternate(clu
         assert sum(1 for evs in seen.values() for k, _, _ in evs if k == "elected") >= 3
 
 
-def test_a_raising_callback_goes_to_unraisablehook_and_the_node_keeps_running(cluster_factory, monkeypatch, caplog):
+def test_a_raising_callback_goes_to_unraisablehook_and_the_node_keeps_running(quorate_cluster, monkeypatch, caplog):
     hooked = []
     monkeypatch.setattr(sys, "unraisablehook", lambda args: hooked.append(args))
 
     def boom(e):
         raise RuntimeError("callback failure")
 
-    c = cluster_factory(1, on_elected=boom)
+    c = quorate_cluster(1, on_elected=boom)
     leader = c.wait_for_leader(ELECT)
     wait_until(lambda: hooked, ELECT, "the hook")
     assert isinstance(hooked[0].exc_value, RuntimeError)
     assert c.nodes[leader].is_leader
 
 
-def test_the_history_is_ordered_by_the_shared_monotonic_clock(cluster_factory):
-    c = cluster_factory(3)
+def test_the_history_is_ordered_by_the_shared_monotonic_clock(quorate_cluster):
+    c = quorate_cluster(3)
     before = time.monotonic()
     leader = c.wait_for_leader(ELECT)
     history = c.history
@@ -87,8 +87,8 @@ def test_the_history_is_ordered_by_the_shared_monotonic_clock(cluster_factory):
     assert abs(elected[-1].wall - time.time()) < 60
 
 
-def test_killing_the_leader_elects_another_with_a_higher_term(cluster_factory):
-    c = cluster_factory(3)
+def test_killing_the_leader_elects_another_with_a_higher_term(quorate_cluster):
+    c = quorate_cluster(3)
     with LeaderMonitor(c.nodes):
         old = c.wait_for_leader(ELECT)
         term = c.nodes[old].term
@@ -101,8 +101,8 @@ def test_killing_the_leader_elects_another_with_a_higher_term(cluster_factory):
         assert c.nodes[old].term >= term
 
 
-def test_an_isolated_leader_steps_down_within_twice_the_minimum_timeout_while_the_rest_elect(cluster_factory):
-    c = cluster_factory(3)
+def test_an_isolated_leader_steps_down_within_twice_the_minimum_timeout_while_the_rest_elect(quorate_cluster):
+    c = quorate_cluster(3)
     with LeaderMonitor(c.nodes):
         old = c.wait_for_leader(ELECT)
         cut_at = time.monotonic()
@@ -118,8 +118,8 @@ def test_an_isolated_leader_steps_down_within_twice_the_minimum_timeout_while_th
         wait_until(lambda: c.leader() == new, ELECT, "everyone to follow the new leader after healing")
 
 
-def test_minority_and_majority_partitions(cluster_factory):
-    c = cluster_factory(5)
+def test_minority_and_majority_partitions(quorate_cluster):
+    c = quorate_cluster(5)
     with LeaderMonitor(c.nodes):
         leader = c.wait_for_leader(ELECT)
         followers = [i for i in c.nodes if i != leader]
@@ -137,8 +137,8 @@ def test_minority_and_majority_partitions(cluster_factory):
         assert c.wait_for_leader(ELECT) == new
 
 
-def test_thirty_percent_drop_still_yields_one_leader(cluster_factory):
-    c = cluster_factory(3)
+def test_thirty_percent_drop_still_yields_one_leader(quorate_cluster):
+    c = quorate_cluster(3)
     with LeaderMonitor(c.nodes):
         for n in c.nodes.values():
             n.faults.drop(0.3)
@@ -146,8 +146,8 @@ def test_thirty_percent_drop_still_yields_one_leader(cluster_factory):
         assert c.nodes[leader].faults.active()["drop"] == "0.3"
 
 
-def test_pause_and_resume_a_leader(cluster_factory):
-    c = cluster_factory(3)
+def test_pause_and_resume_a_leader(quorate_cluster):
+    c = quorate_cluster(3)
     with LeaderMonitor(c.nodes):
         old = c.wait_for_leader(ELECT)
         c.pause(old)
@@ -158,8 +158,8 @@ def test_pause_and_resume_a_leader(cluster_factory):
         wait_until(lambda: c.nodes[old].leader == new and c.nodes[old].role == "follower", ELECT, "the old leader to step down")
 
 
-def test_clock_rate_within_the_drift_bound_keeps_one_leader(cluster_factory):
-    c = cluster_factory(3)
+def test_clock_rate_within_the_drift_bound_keeps_one_leader(quorate_cluster):
+    c = quorate_cluster(3)
     with LeaderMonitor(c.nodes):
         for i, n in enumerate(c.nodes.values()):
             n.faults.clock_rate(1.0 + 0.02 * i)
@@ -170,8 +170,8 @@ def test_clock_rate_within_the_drift_bound_keeps_one_leader(cluster_factory):
         assert any("clock_rate" in a for a in active)
 
 
-def test_delay_and_duplicate_faults_still_elect(cluster_factory):
-    c = cluster_factory(3)
+def test_delay_and_duplicate_faults_still_elect(quorate_cluster):
+    c = quorate_cluster(3)
     for n in c.nodes.values():
         n.faults.delay(0.005, jitter=0.005)
         n.faults.duplicate(0.2)
@@ -179,8 +179,8 @@ def test_delay_and_duplicate_faults_still_elect(cluster_factory):
         c.wait_for_leader(ELECT)
 
 
-def test_graceful_transfer_and_resign(cluster_factory):
-    c = cluster_factory(3)
+def test_graceful_transfer_and_resign(quorate_cluster):
+    c = quorate_cluster(3)
     leader = c.wait_for_leader(ELECT)
     target = next(i for i in c.nodes if i != leader)
     c.nodes[leader].transfer_leadership(target, timeout=5.0)
@@ -194,8 +194,8 @@ def test_graceful_transfer_and_resign(cluster_factory):
     wait_until(lambda: c.leader() not in (None, target), ELECT, "a leader other than the one that resigned")
 
 
-def test_a_graceful_stop_of_the_leader_hands_off(cluster_factory):
-    c = cluster_factory(3)
+def test_a_graceful_stop_of_the_leader_hands_off(quorate_cluster):
+    c = quorate_cluster(3)
     leader = c.wait_for_leader(ELECT)
     term = c.nodes[leader].term
     c.nodes[leader].stop()
@@ -204,7 +204,7 @@ def test_a_graceful_stop_of_the_leader_hands_off(cluster_factory):
     assert c.nodes[new].term == term + 1, "one transfer election, not a timeout-driven scramble"
 
 
-def test_wrong_secret_or_cluster_name_never_joins(cluster_factory):
+def test_wrong_secret_or_cluster_name_never_joins(quorate_cluster):
     ports = free_ports(3)
     members = {f"s{i}": f"127.0.0.1:{p}" for i, p in enumerate(ports)}
     secret = b"a-long-shared-secret"
@@ -281,8 +281,8 @@ def test_wait_for_leader_times_out_with_timeout_error():
         assert time.monotonic() - t0 < 5.0
 
 
-def test_asyncio_wait_for_leader_and_async_subscription(cluster_factory):
-    c = cluster_factory(3)
+def test_asyncio_wait_for_leader_and_async_subscription(quorate_cluster):
+    c = quorate_cluster(3)
 
     async def main():
         node = next(iter(c.nodes.values()))
@@ -305,8 +305,8 @@ def test_asyncio_wait_for_leader_and_async_subscription(cluster_factory):
     assert new != leader and "leader_changed" in kinds
 
 
-def test_blocking_subscription_ends_when_the_node_stops(cluster_factory):
-    c = cluster_factory(1)
+def test_blocking_subscription_ends_when_the_node_stops(quorate_cluster):
+    c = quorate_cluster(1)
     node = c.nodes["n1"]
     sub = node.subscribe()
     got = []
@@ -323,8 +323,8 @@ def test_blocking_subscription_ends_when_the_node_stops(cluster_factory):
     assert not t.is_alive() and "elected" in got
 
 
-def test_status_and_metrics_text(cluster_factory):
-    c = cluster_factory(3)
+def test_status_and_metrics_text(quorate_cluster):
+    c = quorate_cluster(3)
     leader = c.wait_for_leader(ELECT)
     wait_until(lambda: all(p.connected for p in c.nodes[leader].status().peers.values()), ELECT, "connections")
     st = c.nodes[leader].status()
@@ -339,8 +339,8 @@ def test_status_and_metrics_text(cluster_factory):
     assert c.nodes[follower].status().last_heartbeat_age < 1.0
 
 
-def test_stop_is_idempotent_and_start_after_stop_restarts(cluster_factory):
-    c = cluster_factory(1)
+def test_stop_is_idempotent_and_start_after_stop_restarts(quorate_cluster):
+    c = quorate_cluster(1)
     n = c.nodes["n1"]
     n.wait_for_leader(ELECT)
     n.stop()
@@ -350,10 +350,10 @@ def test_stop_is_idempotent_and_start_after_stop_restarts(cluster_factory):
     assert n.wait_for_leader(ELECT) == "n1"
 
 
-def test_a_forked_child_gets_a_clear_error(cluster_factory):
+def test_a_forked_child_gets_a_clear_error(quorate_cluster):
     if not hasattr(os, "fork"):
         pytest.skip("this platform has no fork()")
-    c = cluster_factory(1)
+    c = quorate_cluster(1)
     node = c.nodes["n1"]
     node.wait_for_leader(ELECT)
     r, w = os.pipe()
@@ -464,8 +464,8 @@ def test_a_node_of_another_cluster_is_refused_and_each_side_logs_both_names(capl
         assert blue.leader is None and green.leader is None
 
 
-def test_a_cluster_partition_keeps_the_faults_set_on_a_node_and_heal_undoes_only_the_partition(cluster_factory):
-    c = cluster_factory(3)
+def test_a_cluster_partition_keeps_the_faults_set_on_a_node_and_heal_undoes_only_the_partition(quorate_cluster):
+    c = quorate_cluster(3)
     c.wait_for_leader(ELECT)
     n1 = c.nodes["n1"]
     n1.faults.drop(0.1)

@@ -103,3 +103,14 @@ def test_votes_answered_are_counted_by_kind_and_answer_and_survive_a_restart(quo
     after = c.nodes[voter].status().votes
     assert all(after[k][a] >= before[k][a] for k in before for a in answers), "counts never go back"
     assert c.nodes[voter].status().to_dict()["votes"] == after
+
+
+def test_a_round_trip_that_eats_the_lease_is_warned_of_as_slow_links(quorate_cluster):
+    # Lease ~0.14 s; heartbeat 0.05 s + a 0.07 s round trip is over 80% of it.
+    c = quorate_cluster(3, election_timeout=(0.15, 0.3), heartbeat_interval=0.05)
+    leader = c.wait_for_leader(ELECT)
+    assert not any(w.startswith("slow links") for w in c.nodes[leader].status().warnings)
+    for i, n in c.nodes.items():
+        n.faults.delay(0.07)
+    wait_until(lambda: any(w.startswith("slow links") for n in c.nodes.values() for w in n.status().warnings),
+               ELECT, "a slow-links warning")

@@ -155,7 +155,9 @@ class Status:
             patterns: no secret on a non-loopback address, an election storm (more than 10
             elections started in 60 s), flapping leadership (more than 6 leader changes in
             60 s), a peer unreachable for longer than the election timeout, a clock rate near the
-            max_clock_drift bound.
+            max_clock_drift bound, and slow links (on a raft leader: heartbeat interval plus the
+            round trip to the peers a majority needs is over 80% of the lease, so the lease will
+            lapse between renewals).
         leading_for: Seconds this node has led in its current leadership; None unless it leads.
         leaderless_for: Seconds this running node has known no leader; None while it knows one.
         tenure_histogram: Lengths of this node's past leaderships, as {"buckets": [[upper bound

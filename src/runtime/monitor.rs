@@ -142,10 +142,30 @@ impl Monitor {
             out.push(format!("flapping leadership: {changes} leader changes in the last {} s", WINDOW.as_secs()));
         }
         let patience = timing.election_timeout.1;
+        let mut trips = Vec::new();
+        let mut members: usize = 1;
         for (id, p) in peers {
+            members += 1;
             let silent = p.last_contact.map_or(true, |t| now.saturating_duration_since(t) > patience);
             if !p.connected && silent {
                 out.push(format!("peer {id:?} unreachable for longer than the election timeout"));
+            }
+            trips.extend(p.round_trip.map(|r| r.smoothed));
+        }
+        // A leader renews its lease when the majority's acks are back: the slowest of the fastest
+        // peers it needs sets how long that takes. Near the lease, it lapses between renewals.
+        trips.sort();
+        let needed = members / 2; // peers besides itself that make a majority
+        if let Some(&trip) = needed.checked_sub(1).and_then(|i| trips.get(i)) {
+            let lease = timing.lease_duration();
+            if timing.heartbeat_interval + trip > lease.mul_f64(0.8) {
+                out.push(format!(
+                    "slow links: heartbeat interval {:.0} ms + round trip {:.1} ms to the majority is near the lease ({:.0} ms): \
+                     leadership will lapse and flap; raise election_timeout or lower heartbeat_interval",
+                    timing.heartbeat_interval.as_secs_f64() * 1e3,
+                    trip.as_secs_f64() * 1e3,
+                    lease.as_secs_f64() * 1e3
+                ));
             }
         }
         let drift = (clock_rate - 1.0).abs();
@@ -194,5 +214,31 @@ mod tests {
         assert!(w.iter().any(|s| s.starts_with("clock rate")), "{w:?}");
         let later = m.warnings(t0 + Duration::from_secs(120), &Timing::default(), 1.0, std::iter::empty());
         assert!(later.is_empty(), "the window slid past the storm: {later:?}");
+    }
+
+    #[test]
+    fn a_round_trip_near_the_lease_warns_of_slow_links_judged_by_the_majoritys_peers() {
+        use crate::engine::RoundTrip;
+        let m = Monitor::default();
+        let now = Instant::now();
+        let timing = Timing::default(); // 50 ms heartbeats, a lease of 150 ms x (1 - drift)
+        let peer = |ms: Option<u64>| PeerInfo {
+            address: String::new(),
+            connected: true,
+            last_contact: Some(now),
+            round_trip: ms.map(|ms| RoundTrip::first(Duration::from_millis(ms))),
+        };
+        let ids: Vec<NodeId> = ["b", "c", "d", "e"].map(String::from).to_vec();
+        let slow = |trips: [Option<u64>; 4]| {
+            let peers: Vec<PeerInfo> = trips.into_iter().map(peer).collect();
+            m.warnings(now, &timing, 1.0, ids.iter().zip(peers.iter())).iter().any(|w| w.starts_with("slow links"))
+        };
+        assert!(!slow([Some(1), Some(2), Some(3), Some(4)]));
+        // Five members: the leader needs two peers; the two fastest answer in 3 ms, so two slow
+        // links do not put the lease at risk ...
+        assert!(!slow([Some(1), Some(3), Some(200), Some(300)]));
+        // ... but three do: its lease renews only when the second-fastest ack is back.
+        assert!(slow([Some(1), Some(100), Some(200), Some(300)]));
+        assert!(!slow([None, None, None, None]), "a follower measures nothing and warns of nothing");
     }
 }

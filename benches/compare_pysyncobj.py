@@ -70,7 +70,9 @@ produced it, `--json PATH` for every raw figure, `--write-benchmarks` to put the
 BENCHMARKS.md between its markers. Every child process is killed at exit, Ctrl-C included.
 
 Duration with the defaults (`all`, --trials 100, --window 60, --sizes 3,5) on the project's
-2-core VM: about an hour (see BENCHMARKS.md for the measured breakdown).
+2-core VM: about an hour, estimated from short runs (a failover trial takes ~0.8 s at equal
+timeouts and 1.3-2.7 s in the busy service, a cold start ~0.5 s; eight 60 s windows; the ladder
+walk costs ~65 s a level and PySyncObj's failovers at its own, longer timeouts a few s each).
 """
 
 from __future__ import annotations
@@ -647,8 +649,8 @@ def run_coldstart(lib: str, size: int, s: Settings, out: Dict[str, Any]) -> None
 
 def run_lowest(lib: str, s: Settings, out: Dict[str, Any]) -> None:
     """Walks the ladder from s.ladder_start: down while stable, up while not."""
-    ladder = sorted(set(s.ladder), reverse=True)
-    k = ladder.index(s.ladder_start) if s.ladder_start in ladder else 0
+    ladder = sorted(set(s.ladder) | {s.ladder_start}, reverse=True)
+    k = ladder.index(s.ladder_start)
     levels: List[Dict[str, Any]] = []
     stable_at: Dict[float, bool] = {}
 

@@ -36,9 +36,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from process_harness import agreed_leader as agreed, make_group  # noqa: E402 - shared with the tests
 
 
+def percentile(ordered: List[float], q: float) -> float:
+    """The q-quantile (0..1) of an ascending list: the value at rank round(q x (n - 1)). Every
+    bench in this directory reports percentiles this way, so their tables compare."""
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
 def summarize(name: str, values_s: List[float]) -> str:
     ms = sorted(v * 1000 for v in values_s)
-    p = lambda q: ms[min(len(ms) - 1, int(round(q * (len(ms) - 1))))]  # noqa: E731
+    p = lambda q: percentile(ms, q)  # noqa: E731
     return (f"| {name} | {len(ms)} | {statistics.mean(ms):.1f} | {p(0.5):.1f} | {p(0.9):.1f} | "
             f"{p(0.99):.1f} | {ms[-1]:.1f} |")
 

@@ -13,6 +13,7 @@ import atexit
 import collections
 import inspect
 import logging
+import operator
 import os
 import threading
 import time
@@ -21,7 +22,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 
-from ._core import DEFAULT_TIMING, Event, _NodeCore, _take_log_records, _write_unraisable
+from ._core import DEFAULT_TIMING, Event, _forked, _NodeCore, _take_log_records, _write_unraisable
 from ._validate import check_timeout
 from .errors import ConfigError, NodeStoppedError, NotLeaderError, QuorateError, SubscriptionClosed
 from .leading import Leading, Leadership, run_while_leading
@@ -59,6 +60,7 @@ _fork_generation = 0
 def _after_fork_in_child() -> None:
     global _fork_generation, _log_forwarder
     _fork_generation += 1
+    _forked()  # the Rust side checks it too, in the hot getters
     _live_nodes.clear()  # the parent's nodes are the parent's: never stop them from here
     _log_forwarder = None
 
@@ -612,22 +614,22 @@ class Node:
 
     @property
     def leader(self) -> Optional[str]:
-        """The leader this node follows or is, if it knows one."""
-        self._check_process()
+        """The leader this node follows or is, if it knows one. QuorateError in a child forked
+        after the Node was made."""
         return self._core.leader
 
     @property
     def is_leader(self) -> bool:
         """True only while this node leads AND its lease holds (a majority acknowledged a
-        heartbeat recently enough): the only time to act as the leader."""
-        self._check_process()
+        heartbeat recently enough): the only time to act as the leader. QuorateError in a child
+        forked after the Node was made."""
         return self._core.is_leader
 
     @property
     def fencing_token(self) -> Optional[int]:
         """While `is_leader`: a number that strictly increases from one leadership to the next
-        across the cluster (the term). None otherwise."""
-        self._check_process()
+        across the cluster (the term). None otherwise. QuorateError in a child forked after the
+        Node was made."""
         return self._core.fencing_token
 
     def _holds(self, term: int) -> bool:
@@ -876,6 +878,14 @@ class Node:
     def __repr__(self) -> str:
         return f"Node({self.node_id!r}, address={self.address!r}, role={self._core.role!r}, term={self._core.term})"
 
+
+
+# The hot queries as C-level properties: operator.attrgetter reaches the Rust getter (which makes
+# the fork check too) without a Python frame, about half the cost of a Python property (the
+# leader-query row of BENCHMARKS.md). The definitions above stay for help(), the docs and typing.
+for _name in ("leader", "is_leader", "fencing_token"):
+    setattr(Node, _name, property(operator.attrgetter("_core." + _name), doc=getattr(Node, _name).__doc__))
+del _name
 
 def _check_callback(name: str, cb: Optional[Callable[..., Any]]) -> None:
     """A callback must be callable with one argument (the Event, or the Leadership): checked when

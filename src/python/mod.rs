@@ -19,6 +19,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<node::PyNodeCore>()?;
     m.add_function(wrap_pyfunction!(sim::failover_trials, m)?)?;
     m.add_function(wrap_pyfunction!(logbridge::_take_log_records, m)?)?;
+    m.add_function(wrap_pyfunction!(node::_forked, m)?)?;
     m.add_function(wrap_pyfunction!(logbridge::_log_records_dropped, m)?)?;
     m.add_function(wrap_pyfunction!(_write_unraisable, m)?)?;
     m.add_function(wrap_pyfunction!(_group_partition, m)?)?;

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Instant, SystemTime};
 
@@ -110,6 +111,16 @@ fn config_warnings(cfg: &NodeConfig) -> Vec<String> {
     out
 }
 
+/// Bumped in every child that fork() makes (Python's `os.register_at_fork` calls `_forked`): a
+/// node made in another generation refuses to be read, as its runtime threads did not survive.
+/// Checked here rather than in Python because `is_leader` is the call a service makes most.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+#[pyfunction]
+pub fn _forked() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Frozen, with the running node behind a lock held only briefly: the dispatcher thread blocks in
 /// `next_event` while another thread may call `stop`, so no method may hold a borrow while waiting.
 #[pyclass(name = "_NodeCore", module = "quorate._core", frozen)]
@@ -119,6 +130,11 @@ pub struct PyNodeCore {
     /// Published state, counters and events: one for every run of this node.
     shared: Arc<Shared>,
     origin: (Instant, f64),
+    /// The fork generation and process this node was made in.
+    generation: u64,
+    pid: u32,
+    /// Every member's id as a Python string, made once: `leader` hands out a reference.
+    names: BTreeMap<NodeId, Py<PyString>>,
 }
 
 #[derive(Default)]
@@ -168,6 +184,18 @@ impl PyNodeCore {
     /// Reads the published snapshot under its lock without copying it.
     fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
         f(&self.shared.read())
+    }
+
+    /// QuorateError in a child forked after this node was made.
+    fn same_process(&self) -> PyResult<()> {
+        if self.generation == FORK_GENERATION.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        Err(QuorateError::new_err(format!(
+            "node {:?} was created in process {}, before a fork(); a forked child cannot use it (its runtime \
+             threads did not survive the fork): create the Node after the fork",
+            self.cfg.engine.id, self.pid
+        )))
     }
 }
 
@@ -250,11 +278,15 @@ impl PyNodeCore {
             return Err(config_err(format!("data_dir: {} exists and is not a directory", dir.display())));
         }
         let cfg = NodeConfig { engine, addresses: members, bind, data_dir, secret, cluster };
+        let names = cfg.engine.members.iter().map(|id| (id.clone(), PyString::new(py, id).unbind())).collect();
         Ok(PyNodeCore {
             shared: new_shared(&cfg),
             cfg,
             state: Mutex::new(CoreState::default()),
             origin: monotonic_origin(py)?,
+            generation: FORK_GENERATION.load(Ordering::Relaxed),
+            pid: std::process::id(),
+            names,
         })
     }
 
@@ -329,19 +361,27 @@ impl PyNodeCore {
         self.read(|s| s.term)
     }
 
+    /// The leader this node knows, or None. QuorateError in a forked child.
     #[getter]
-    fn leader(&self) -> Option<String> {
-        self.read(|s| s.leader.clone())
+    fn leader(&self, py: Python<'_>) -> PyResult<Option<Py<PyString>>> {
+        self.same_process()?;
+        let leader = self.read(|s| s.leader.as_ref().map(|l| self.names.get(l).map(|n| n.clone_ref(py)).ok_or_else(|| l.clone())));
+        // A leader is always a member (the engine checks), but never panic on it.
+        Ok(leader.map(|l| l.unwrap_or_else(|id| PyString::new(py, &id).unbind())))
     }
 
+    /// Leader and its lease holds. QuorateError in a forked child.
     #[getter]
-    fn is_leader(&self) -> bool {
-        self.read(|s| s.is_leader(Instant::now()))
+    fn is_leader(&self) -> PyResult<bool> {
+        self.same_process()?;
+        Ok(self.read(|s| s.is_leader(Instant::now())))
     }
 
+    /// The term while `is_leader`, else None. QuorateError in a forked child.
     #[getter]
-    fn fencing_token(&self) -> Option<u64> {
-        self.read(|s| s.fencing_token(Instant::now()))
+    fn fencing_token(&self) -> PyResult<Option<u64>> {
+        self.same_process()?;
+        Ok(self.read(|s| s.fencing_token(Instant::now())))
     }
 
     /// Whether the leadership of `term` still holds: leader in that term, lease holding.

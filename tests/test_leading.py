@@ -78,7 +78,7 @@ def test_inside_on_elected_the_published_state_already_shows_the_leadership(quor
 
     def on_elected(e):
         node = nodes[e.node_id]
-        seen.append((e.fencing_token, node.fencing_token, node.is_leader, node.role, node.term))
+        seen.append((e.fencing_token, node.fencing_token, node.is_leader, node.role, node.term, time.monotonic() - e.at))
 
     c = quorate_cluster(3, on_elected=on_elected)
     nodes.update(c.nodes)
@@ -88,9 +88,17 @@ def test_inside_on_elected_the_published_state_already_shows_the_leadership(quor
         c.nodes[leader].resign()
         wait_until(lambda: c.leader() not in (None, leader), ELECT, "a new leader after resign")
     wait_until(lambda: len(seen) >= 8, ELECT, "eight on_elected calls")
-    for event_token, node_token, is_leader, role, term in seen:
-        # The lease (~0.14 s) cannot have run out within the callback's first microseconds.
-        assert node_token == event_token and is_leader and role == "leader" and term == event_token, seen
+    prompt = 0
+    for event_token, node_token, is_leader, role, term, lag in seen:
+        # Published first: the state read in the callback is never older than the event.
+        assert term >= event_token, seen
+        # A callback run within 50 ms of its event is inside the lease (~0.14 s from the same
+        # round), so it must read the leadership itself. A later one (a loaded machine delays
+        # the dispatcher thread) may find the lease already lapsed: that is the truth, not a bug.
+        if lag < 0.05:
+            prompt += 1
+            assert node_token == event_token and is_leader and role == "leader" and term == event_token, seen
+    assert prompt >= 1, f"no callback ran within 50 ms of its event: {seen}"
 
 
 def test_the_readme_pattern_wait_then_is_leader_holds_on_the_new_leader(quorate_cluster):

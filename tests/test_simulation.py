@@ -157,3 +157,110 @@ def test_failover_trials_accept_simulation_options():
     fast = quorate.sim.failover_trials(100, members=5, seed=2, election_timeout=(0.012, 0.024), heartbeat_interval=0.006)
     slow = quorate.sim.failover_trials(100, members=5, seed=2)
     assert statistics.median(fast) < statistics.median(slow)
+
+
+# ----- messages in flight, and the election controls ----------------------------------------------
+
+
+def test_in_flight_after_a_forced_timeout_lists_the_candidates_vote_requests_with_their_times():
+    # Latency fixed at 2 ms. Every raft node promises silence for election_timeout[0] (0.15 s) from
+    # boot; with seed 1 no timer fires until 0.25 s, so at 0.15 s n2's forced timeout is the only
+    # thing on the wire.
+    sim = quorate.Simulation(3, seed=1, latency=(0.002, 0.002))
+    assert sim.in_flight() == []
+    sim.run_for(0.15)
+    assert sim.events == [] and sim.in_flight() == []
+    sim.campaign("n2")
+    sent = sim.in_flight()
+    assert [(m.sender, m.receiver, m.kind, m.term) for m in sent] == [("n2", "n1", "pre_vote", 1), ("n2", "n3", "pre_vote", 1)]
+    for m in sent:
+        assert m.sent_at == pytest.approx(0.15) and m.deliver_at == pytest.approx(0.152)
+        assert m.doomed is False
+        assert m.message == {"type": "vote", "term": 1, "pre_vote": True, "transfer": False}
+        assert m.progress(0.15) == 0.0 and m.progress(0.151) == pytest.approx(0.5) and m.progress(1.0) == 1.0
+    assert sent[0].to_dict()["receiver"] == "n1" and "kind='pre_vote'" in repr(sent[0]).replace('"', "'")
+    assert sim.in_flight() == sent, "a view: looking twice changes nothing"
+
+    sim.crash("n3")
+    assert [m.doomed for m in sim.in_flight()] == [False, True], "n3 is down: its copy will be dropped"
+    sim.run_for(0.002)  # both arrive: n1 grants, n3's copy is dropped
+    assert [(m.sender, m.receiver, m.kind) for m in sim.in_flight()] == [("n1", "n2", "pre_vote_response")]
+    assert sim.in_flight()[0].message["granted"] is True
+    sim.run_for(0.002)  # granted: n2 campaigns for real in term 1
+    votes = sim.in_flight()
+    assert [(m.sender, m.receiver, m.kind, m.term, m.doomed) for m in votes] == [
+        ("n2", "n1", "vote", 1, False),
+        ("n2", "n3", "vote", 1, True),
+    ]
+    assert all(m.sent_at == pytest.approx(0.154) and m.deliver_at == pytest.approx(0.156) for m in votes)
+    assert sim.run_until_leader(1.0) == "n2"
+    sim.check()
+
+
+def test_in_flight_is_empty_when_the_network_drops_everything_and_shows_duplicates():
+    sim = quorate.Simulation(3, seed=1, drop_rate=1.0)
+    sim.run_for(0.15)
+    sim.campaign("n1")
+    assert sim.in_flight() == [] and sim.stats["messages_dropped"] == 2
+    sim = quorate.Simulation(3, seed=1, duplicate_rate=1.0)
+    sim.run_for(0.15)
+    sim.campaign("n1")
+    assert sorted(m.receiver for m in sim.in_flight()) == ["n2", "n2", "n3", "n3"]
+
+
+def test_transfer_leadership_sends_timeout_now_and_the_target_campaigns_at_once():
+    sim = quorate.Simulation(3, seed=4, latency=(0.005, 0.005))
+    leader = sim.run_until_leader(5.0)
+    sim.run_for(0.2)
+    follower = next(m for m in sim.members if m != leader)
+    term = sim.status(leader)["term"]
+
+    sim.campaign(follower)  # it promised the leader silence: nothing happens
+    assert not [m for m in sim.in_flight() if m.sender == follower and m.kind != "heartbeat_response"]
+    assert sim.resign(follower) is False
+    with pytest.raises(quorate.NotLeaderError):
+        sim.transfer_leadership(follower, leader)
+    with pytest.raises(ConfigError, match="itself"):
+        sim.transfer_leadership(leader, leader)
+    with pytest.raises(ConfigError):
+        sim.transfer_leadership(leader, "n9")
+
+    now = sim.now
+    sim.transfer_leadership(leader, follower)
+    handoff = [m for m in sim.in_flight() if m.kind == "timeout_now"]
+    assert [(m.sender, m.receiver, m.term) for m in handoff] == [(leader, follower, term)]
+    assert handoff[0].sent_at == pytest.approx(now) and handoff[0].deliver_at == pytest.approx(now + 0.005)
+    sim.run_for(0.005)  # it arrives: the follower campaigns at once, no pre-vote, the transfer flag set
+    votes = [m for m in sim.in_flight() if m.sender == follower]
+    assert sorted(m.receiver for m in votes) == sorted(m for m in sim.members if m != follower)
+    assert all(m.kind == "vote" and m.term == term + 1 and m.message["transfer"] for m in votes)
+    assert sim.run_until_leader(1.0) == follower
+    sim.run_for(0.2)
+
+    assert sim.resign(follower) is True
+    demoted = [e for e in sim.events if e.kind == "demoted"]
+    assert (demoted[-1].node_id, demoted[-1].reason) == (follower, "resigned")
+    assert sim.run_until_leader(1.0) not in (None, follower)
+    sim.crash(leader)
+    with pytest.raises(ConfigError, match="down"):
+        sim.campaign(leader)
+    with pytest.raises(ConfigError, match="not a member"):
+        sim.campaign("n9")
+    sim.check()
+
+
+@pytest.mark.parametrize("algorithm, first", [("bully", "election"), ("ring", "ring_election")])
+def test_in_flight_names_bully_and_ring_messages(algorithm, first):
+    sim = quorate.Simulation(3, algorithm=algorithm, seed=4, latency=(0.002, 0.002))
+    sim.campaign("n1")
+    sent = sim.in_flight()
+    assert sent and all(m.sender == "n1" and m.kind == first for m in sent), sent
+    leader = sim.run_until_leader(5.0)
+    seen = set()
+    for _ in range(100):
+        sim.run_for(0.001)
+        seen |= {m.kind for m in sim.in_flight()}
+    heartbeat = {"bully": {"alive", "alive_ack"}, "ring": {"ring_alive", "ring_alive_ack"}}[algorithm]
+    assert heartbeat <= seen, (leader, seen)
+    assert all(m.term is not None for m in sim.in_flight() if m.kind != "ring_ack")
+    sim.check()

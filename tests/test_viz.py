@@ -252,7 +252,7 @@ def png(view: viz.LiveView) -> bytes:
 
 def test_live_view_on_a_simulation_buttons_and_virtual_time(widgets):
     sim = quorate.Simulation(3, seed=7)
-    view = viz.LiveView(sim, step_seconds=0.05, timeout_seconds=0.5)
+    view = viz.LiveView(sim, step_seconds=0.05)
     try:
         assert set(view.buttons) == set(sim.members)
         assert all(set(row) == set(viz.LiveView.ACTIONS) for row in view.buttons.values())
@@ -289,13 +289,20 @@ def test_live_view_on_a_simulation_buttons_and_virtual_time(widgets):
         view.step(0.5)
 
         leader = sim.leader()
-        view.buttons[leader]["timeout"].click()  # on a simulation: paused for timeout_seconds
-        assert sim.status(leader)["paused"] is True
+        view.buttons[leader]["timeout"].click()  # a leader resigns and hands off
+        assert "resigned" in view.message.value
+        assert [(e.node_id, e.reason) for e in sim.events if e.kind == "demoted"][-1] == (leader, "resigned")
         view.step(1.0)
-        assert sim.leader() not in (None, leader) and sim.status(leader)["paused"] is False
+        new = sim.leader()
+        assert new not in (None, leader)
+        view.buttons[leader]["timeout"].click()  # a follower: the leader's TimeoutNow
+        assert [(m.sender, m.receiver) for m in sim.in_flight() if m.kind == "timeout_now"] == [(new, leader)]
+        view.step(1.0)
+        assert sim.leader() == leader
         sim.check()
-        kinds = [(f.node, f.kind) for f in view.faults.entries]
-        assert kinds.count((leader, "paused")) >= 1 and any(k == "down" for _, k in kinds)
+        kinds = [(f.node, f.kind, f.text) for f in view.faults.entries]
+        assert (leader, "note", "timeout: resign") in kinds and (leader, "note", f"timeout (TimeoutNow from {new})") in kinds
+        assert ("n1", "paused", "paused") in kinds and any(k == "down" for _, k, _ in kinds)
 
         # Play runs virtual time in the background; pause stops it.
         view.speed_slider.value = 1.0
@@ -320,6 +327,110 @@ def test_live_view_on_a_simulation_buttons_and_virtual_time(widgets):
         assert view.errors == []
     finally:
         view.close()
+
+
+def message_artists(view: viz.LiveView) -> List[Any]:
+    """The message triangles of the view's last picture (its second axes: the network panel)."""
+    assert view.figure is not None
+    return [a for ax in view.figure.axes for a in ax.lines if (a.get_gid() or "").startswith("msg|")]
+
+
+def node_centres(view: viz.LiveView) -> Dict[str, Tuple[float, float]]:
+    assert view.figure is not None
+    return {p.get_gid()[5:]: tuple(p.center) for ax in view.figure.axes for p in ax.patches
+            if (p.get_gid() or "").startswith("node|")}
+
+
+def test_live_view_on_a_simulation_draws_each_message_in_flight_where_it_is(widgets):
+    sim = quorate.Simulation(5, seed=3, latency=(0.01, 0.02))
+    view = viz.LiveView(sim, step_seconds=0.002)
+    try:
+        assert message_artists(view) == [] and view.shown_messages == [], "nothing on the wire at 0 s"
+        assert set(node_centres(view)) == set(sim.members)
+        view.step(0.16)  # past the boot promise (0.15 s); with seed 3 nobody has timed out yet
+        assert sim.in_flight() == []
+        view.buttons["n4"]["timeout"].click()  # no leader yet: n4 campaigns now
+        assert view.errors == [] and "pre_vote to n1, n2, n3, n5" in view.message.value
+        drawn = message_artists(view)
+        assert sorted(a.get_gid() for a in drawn) == [f"msg|n4|{p}|pre_vote" for p in ("n1", "n2", "n3", "n5")]
+
+        # Step through the election: after every step the picture has exactly the messages the
+        # simulation holds, each between its sender and receiver, as far along as its progress.
+        centres = node_centres(view)
+        most = 0
+        kinds = set()
+        for _ in range(40):
+            view.step_button.click()
+            flying = sim.in_flight()
+            drawn = message_artists(view)
+            assert len(drawn) == len(flying) and view.shown_messages == flying
+            assert sorted(a.get_gid() for a in drawn) == sorted(f"msg|{m.sender}|{m.receiver}|{m.kind}" for m in flying)
+            for m in flying:
+                (x0, y0), (x1, y1) = centres[m.sender], centres[m.receiver]
+                p = m.progress(sim.now)
+                xs = [a.get_xdata()[0] for a in drawn if a.get_gid() == f"msg|{m.sender}|{m.receiver}|{m.kind}"]
+                ys = [a.get_ydata()[0] for a in drawn if a.get_gid() == f"msg|{m.sender}|{m.receiver}|{m.kind}"]
+                # The point of the segment it is drawn at (edge to edge of the node circles, a
+                # little to one side): its distance from the sender is its progress of the way.
+                length = math.hypot(x1 - x0, y1 - y0)
+                along = [((x - x0) * (x1 - x0) + (y - y0) * (y1 - y0)) / length for x, y in zip(xs, ys)]
+                expected = 0.2 + p * (length - 0.4)
+                assert any(abs(a - expected) < 1e-6 for a in along), (m, along, expected)
+            most = max(most, len(flying))
+            kinds |= {m.kind for m in flying}
+        assert most >= 4 and {"pre_vote", "pre_vote_response", "vote", "vote_response"} <= kinds, kinds
+        view.step(0.2)
+        assert sim.leader() == "n4"
+
+        # A message to a node that went down is drawn faded (doomed).
+        victim = next(m for m in sim.members if m != sim.leader())
+        view.kill(victim)
+        view.step(0.05)
+        for _ in range(30):
+            if any(m.receiver == victim for m in sim.in_flight()):
+                break
+            view.step_button.click()
+        doomed = [a for a in message_artists(view) if a.get_gid().split("|")[2] == victim]
+        assert doomed and all(a.get_alpha() == pytest.approx(0.35) for a in doomed)
+        assert all(a.get_alpha() == 1.0 for a in message_artists(view) if a.get_gid().split("|")[2] != victim)
+
+        # Replaying the past: the roles at the cursor, and no messages (none are recorded).
+        assert message_artists(view)
+        view.time_slider.value = 0.1
+        assert message_artists(view) == [] and view.shown_messages == []
+        assert any("only at the present" in ax.get_title() for ax in view.figure.axes)
+        view.time_slider.value = view.time_slider.max
+        assert len(message_artists(view)) == len(sim.in_flight())
+        assert view.errors == []
+    finally:
+        view.close()
+
+
+def test_network_draws_a_simulation_and_refuses_what_has_no_messages(mpl):
+    sim = quorate.Simulation(3, seed=1, latency=(0.002, 0.002))
+    sim.run_for(0.15)
+    sim.campaign("n2")
+    fig = viz.network(sim)
+    gids = sorted(a.get_gid() for a in fig.axes[0].lines if (a.get_gid() or "").startswith("msg|"))
+    assert gids == ["msg|n2|n1|pre_vote", "msg|n2|n3|pre_vote"]
+    assert "2 in flight" in fig.axes[0].get_title()
+    with pytest.raises(ConfigError, match="only the simulator"):
+        viz.network(sim.events)  # type: ignore[arg-type]
+
+
+def test_force_timeout_on_a_simulation_campaigns_when_there_is_no_leader():
+    sim = quorate.Simulation(3, seed=1, latency=(0.002, 0.002))
+    log = viz.FaultLog(sim)
+    sim.run_for(0.1)
+    said = log.force_timeout("n1")  # within the boot promise: held back
+    assert "does not campaign" in said and sim.in_flight() == []
+    sim.run_for(0.05)
+    said = log.force_timeout("n1")
+    assert said == "n1's timeout fired: pre_vote to n2, n3"
+    assert [(f.node, f.text) for f in log.entries] == [("n1", "timeout (campaign)")]
+    assert sim.run_until_leader(1.0) == "n1"
+    assert log.resign("n1") is True and log.resign("n2") is False
+    sim.check()
 
 
 def test_live_view_on_a_local_cluster_buttons(widgets):
@@ -360,6 +471,8 @@ def test_live_view_on_a_local_cluster_buttons(widgets):
 
             # The picture shows every action, and redraws in the background once started.
             png(view)
+            # Real nodes: no panel of messages in flight (nothing records them), just the timeline.
+            assert view.shown_messages == [] and len(view.figure.axes) == 1 and message_artists(view) == []
             texts = [f.text for f in view.faults.entries]
             assert "killed" in texts and "paused" in texts and "isolated" in texts
             assert any(t.startswith("timeout") for t in texts)

@@ -26,6 +26,18 @@ def event_kinds(sim: quorate.Simulation) -> Dict[str, int]:
     return counts
 
 
+def on_the_wire(sim: quorate.Simulation) -> List[str]:
+    sim.run_for(0.15)  # past the silence every raft node promises at boot
+    sim.campaign(sim.members[0])
+    flying: List[quorate.InFlight] = sim.in_flight()
+    lines = []
+    for m in flying:
+        term: Optional[int] = m.term
+        share: float = m.progress(sim.now)
+        lines.append(f"{m.sender}->{m.receiver} {m.kind} term={term} {share:.0%} doomed={m.doomed}")
+    return lines
+
+
 def drive_core() -> List[str]:
     core = quorate.Core("a", ["a"], seed=1)
     core.tick(0.0)
@@ -55,6 +67,7 @@ def main() -> None:
     sim = quorate.Simulation(["x", "y", "z"], seed=2)
     sim.run_until_leader(5.0)
     assert event_kinds(sim)["elected"] >= 1
+    assert len(on_the_wire(quorate.Simulation(3, seed=1))) == 2
     assert "persist" in drive_core()
     times: List[float] = failover_trials(10, members=3, seed=0)
     assert len(times) == 10

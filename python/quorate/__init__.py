@@ -17,7 +17,7 @@ from .errors import (
     SafetyViolation,
     SubscriptionClosed,
 )
-from ._core import Core, Event, Simulation, __version__
+from ._core import Core, Event, InFlight, Simulation, __version__
 from .leading import Leading, Leadership
 from .node import Faults, Node, PeerStatus, Status, Subscription
 from .cluster import LocalCluster
@@ -36,6 +36,7 @@ __all__ = [
     "Core",
     "Event",
     "Simulation",
+    "InFlight",
     "QuorateError",
     "ConfigError",
     "NotLeaderError",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, List, Sequence, Union
 
-from ._core import Simulation
+from ._core import InFlight, Simulation
 from ._core import failover_trials as _failover_trials
 
-__all__ = ["Simulation", "failover_trials"]
+__all__ = ["Simulation", "InFlight", "failover_trials"]
 
 
 def failover_trials(

@@ -9,9 +9,12 @@
   (e.g. `quorate.sim.failover_trials`).
 - `FaultLog(target)`: injects faults into a `LocalCluster` or a `Simulation` and remembers when,
   so that `timeline(source, faults=log)` can draw them (neither records its faults itself).
+- `network(sim)`: a Simulation now, as RaftScope draws it: the nodes on a circle coloured by
+  role, and the messages in flight (`Simulation.in_flight()`) on their way between them.
 - `LiveView(target)`: an ipywidgets view whose timeline redraws as a LocalCluster runs, with
   buttons per node (kill, restart, pause, isolate, heal, timeout); on a Simulation it also plays,
-  pauses and steps virtual time and replays the past with a time slider.
+  pauses and steps virtual time, replays the past with a time slider, and draws the messages in
+  flight beside the timeline (the `network` picture).
 - `role_spans(source)`: the spans `timeline` draws, as data (needs no matplotlib).
 
 Every drawing function returns the matplotlib `Figure` (made with `matplotlib.figure.Figure`,
@@ -47,7 +50,7 @@ from typing import (
     Union,
 )
 
-from ._core import Event, Simulation
+from ._core import Event, InFlight, Simulation
 from .cluster import LocalCluster
 from .errors import ConfigError
 
@@ -63,7 +66,9 @@ __all__ = [
     "Fault",
     "FaultLog",
     "LiveView",
+    "network",
     "ROLE_COLORS",
+    "MESSAGE_COLORS",
 ]
 
 INSTALL_HINT = "pip install 'quorate[notebook]'"
@@ -516,40 +521,38 @@ class FaultLog:
             self._end(n, "isolated", "partition", "drop")
 
     def resign(self, node: str) -> bool:
-        """A leader steps down and hands off (`Node.resign`, LocalCluster only); False if it did
+        """A leader steps down and hands off (`Node.resign`, `Simulation.resign`); False if it did
         not lead."""
         self._check(node)
         if isinstance(self.target, Simulation):
-            raise ConfigError("resign: a Simulation has no resign; use force_timeout (a pause) instead")
-        done = self.target.nodes[node].resign()
+            done = self.target.resign(node)
+        else:
+            done = self.target.nodes[node].resign()
         if done:
             self.note("resigned", node)
         return done
 
-    def force_timeout(self, node: str, seconds: float = 0.3) -> str:
-        """Makes `node`'s election timeout fire now, as far as the target allows; returns what
-        was done, in words.
+    def force_timeout(self, node: str) -> str:
+        """Makes `node`'s election timeout fire now, as far as the algorithm allows; returns what
+        was done, in words. The same on a LocalCluster and a Simulation:
 
-        - LocalCluster, `node` leads: `node.resign()`: it steps down and hands leadership to the
-          best peer, which starts an election at once.
-        - LocalCluster, `node` follows: the leader's `transfer_leadership(node)`, Raft's
-          TimeoutNow: `node` times out at once and campaigns (and wins, as the leader stays
-          silent). With no leader known, nothing is done.
-        - Simulation (no campaign or resign there): pauses `node` for `seconds` of virtual time,
-          at least one maximum election timeout. A leader misses its heartbeats, its lease runs
-          out and the others elect a new one; a follower's timer fires while it is frozen, and on
-          resume pre-vote keeps it from disrupting a healthy leader."""
+        - `node` leads: it resigns (`resign`): it steps down and hands leadership to the best
+          peer, which starts an election at once.
+        - another node leads: that leader's `transfer_leadership(node)`, Raft's TimeoutNow: it
+          gives up its lease and `node` times out at once and campaigns (and wins, as the old
+          leader stays silent). Under bully and ring the leader steps aside instead, and the
+          best-ranked live member takes over.
+        - no leader: on a Simulation, `Simulation.campaign(node)`: its timeout fires and it
+          campaigns now (unless, under raft, it promised silence to a leader it heard from less
+          than a minimum election timeout ago). On a LocalCluster nothing is done (a live node has
+          no campaign call); its own timer fires soon enough."""
         self._check(node)
         if isinstance(self.target, Simulation):
-            now = self.target.now
-            self.target.pause(node, seconds)
-            self._begin(node, "paused", "timeout (paused)", at=now, end=now + seconds)
-            return f"paused {node} for {seconds} s of virtual time"
+            return self._force_timeout_simulated(self.target, node)
         cluster = self.target
-        n = cluster.nodes[node]
-        if n.is_leader:
+        if cluster.nodes[node].is_leader:
             self.note("timeout: resign", node)
-            n.resign()
+            cluster.nodes[node].resign()
             return f"{node} resigned"
         leader = cluster.leader()
         if leader is None:
@@ -557,6 +560,24 @@ class FaultLog:
         self.note(f"timeout (TimeoutNow from {leader})", node)
         cluster.nodes[leader].transfer_leadership(node, timeout=2.0)
         return f"{leader} handed leadership to {node}"
+
+    def _force_timeout_simulated(self, sim: Simulation, node: str) -> str:
+        if sim.status(node)["role"] == "leader":
+            self.note("timeout: resign", node)
+            sim.resign(node)
+            return f"{node} resigned"
+        leader = sim.leader()
+        if leader is not None and leader != node:
+            self.note(f"timeout (TimeoutNow from {leader})", node)
+            sim.transfer_leadership(leader, node)
+            return f"{leader} handed leadership to {node}"
+        before = {(m.sender, m.receiver, m.kind, m.sent_at) for m in sim.in_flight()}
+        sim.campaign(node)
+        asked = [m for m in sim.in_flight() if m.sender == node and (m.sender, m.receiver, m.kind, m.sent_at) not in before]
+        if not asked:
+            return f"{node}'s timeout fired, but it does not campaign (it promised a recent leader silence)"
+        self.note("timeout (campaign)", node)
+        return f"{node}'s timeout fired: {asked[0].kind} to " + ", ".join(m.receiver for m in asked)
 
 
 # ----- drawing -----------------------------------------------------------------------------------
@@ -710,6 +731,163 @@ def timeline(
     return fig
 
 
+#: The colour of each kind of message in flight (`network`, `LiveView`): votes in the
+#: candidate's colours, heartbeats in the leader's, announcements of a winner in dark green.
+MESSAGE_COLORS: Dict[str, str] = {
+    "pre_vote": "#f4a259",
+    "pre_vote_response": "#f4a259",
+    "vote": "#e76f51",
+    "vote_response": "#e76f51",
+    "heartbeat": "#2a9d8f",
+    "heartbeat_response": "#2a9d8f",
+    "timeout_now": "#8e44ad",
+    "election": "#e76f51",
+    "ok": "#e76f51",
+    "coordinator": "#1d6f65",
+    "alive": "#2a9d8f",
+    "alive_ack": "#2a9d8f",
+    "ring_election": "#e76f51",
+    "ring_coordinator": "#1d6f65",
+    "ring_ack": "#7f8c8d",
+    "ring_alive": "#2a9d8f",
+    "ring_alive_ack": "#2a9d8f",
+}
+# Answers are drawn hollow, requests filled.
+_ANSWERS = {"pre_vote_response", "vote_response", "heartbeat_response", "ok", "alive_ack", "ring_ack", "ring_alive_ack"}
+_NODE_RADIUS = 0.2
+
+
+def _ring_positions(members: Sequence[str]) -> Dict[str, Tuple[float, float]]:
+    """The nodes on a circle of radius 1, the first at the top, then clockwise (as RaftScope)."""
+    n = max(len(members), 1)
+    return {
+        m: (math.cos(math.pi / 2 - 2 * math.pi * i / n), math.sin(math.pi / 2 - 2 * math.pi * i / n))
+        for i, m in enumerate(members)
+    }
+
+
+def _message_xy(
+    start: Tuple[float, float], end: Tuple[float, float], progress: float
+) -> Tuple[float, float, float]:
+    """Where a message `progress` of the way from `start` to `end` is drawn, edge to edge of the
+    two nodes' circles and a little to the right of the line (so that a request and its answer
+    pass side by side), and the direction it travels in degrees."""
+    dx, dy = end[0] - start[0], end[1] - start[1]
+    length = math.hypot(dx, dy) or 1.0
+    ux, uy = dx / length, dy / length
+    travel = max(length - 2 * _NODE_RADIUS, 0.0)
+    along = _NODE_RADIUS + progress * travel
+    side = 0.045
+    x = start[0] + ux * along + uy * side
+    y = start[1] + uy * along - ux * side
+    return x, y, math.degrees(math.atan2(uy, ux))
+
+
+@dataclass(frozen=True)
+class _NodeLook:
+    role: str  # a ROLE_COLORS key
+    term: int
+    paused: bool = False
+
+
+def _draw_network(
+    ax: "Axes",
+    members: Sequence[str],
+    looks: Mapping[str, _NodeLook],
+    messages: Sequence[Any],
+    now: float,
+    title: Optional[str],
+) -> None:
+    """The nodes on a circle, coloured by role, and each message in flight as a triangle between
+    its sender and receiver, placed by its progress at `now` and pointing the way it goes.
+    Every message is one artist with the gid "msg|sender|receiver|kind"; every node a circle
+    with the gid "node|id"."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Circle
+
+    pos = _ring_positions(members)
+    for m in members:
+        look = looks.get(m, _NodeLook("follower", 0))
+        x, y = pos[m]
+        c = Circle((x, y), _NODE_RADIUS, facecolor=ROLE_COLORS.get(look.role, "#dddddd"),
+                   edgecolor="#1d3557" if look.role == "leader" else "#555555",
+                   linewidth=2.5 if look.role == "leader" else 1.0,
+                   linestyle="--" if look.paused else "-", zorder=2)
+        c.set_gid(f"node|{m}")
+        ax.add_patch(c)
+        dark = look.role in ("leader", "down")
+        label = m if look.role == "down" else f"{m}\nterm {look.term}"
+        ax.text(x, y, label, ha="center", va="center", fontsize=8, zorder=3,
+                color="white" if dark else "black")
+        if look.paused or look.role == "down":
+            ax.text(x, y - _NODE_RADIUS - 0.04, "paused" if look.paused else "down", ha="center", va="top",
+                    fontsize=7, color=_FAULT_COLOR, zorder=3)
+    kinds: Dict[str, bool] = {}
+    for msg in messages:
+        if msg.sender not in pos or msg.receiver not in pos:
+            continue
+        x, y, angle = _message_xy(pos[msg.sender], pos[msg.receiver], msg.progress(now))
+        color = MESSAGE_COLORS.get(msg.kind, "#333333")
+        answer = msg.kind in _ANSWERS
+        # A triangle marker points up at angle 0: turn it to point the way the message goes.
+        ax.plot([x], [y], linestyle="none", marker=(3, 0, angle - 90), markersize=9,
+                markerfacecolor="white" if answer else color, markeredgecolor=color, markeredgewidth=1.5,
+                alpha=0.35 if msg.doomed else 1.0, zorder=4, gid=f"msg|{msg.sender}|{msg.receiver}|{msg.kind}")
+        kinds.setdefault(msg.kind, answer)
+    if kinds:
+        handles = [
+            Line2D([], [], linestyle="none", marker="^", markersize=7, markeredgecolor=MESSAGE_COLORS.get(k, "#333"),
+                   markerfacecolor="white" if answer else MESSAGE_COLORS.get(k, "#333"), label=k.replace("_", " "))
+            for k, answer in sorted(kinds.items())
+        ]
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, frameon=False,
+                  fontsize=7)
+    ax.set_xlim(-1.35, 1.35)
+    ax.set_ylim(-1.35, 1.35)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def _present_looks(sim: Simulation) -> Dict[str, _NodeLook]:
+    looks = {}
+    for m in sim.members:
+        st = sim.status(m)
+        role = st["role"]
+        role = "down" if role == "stopped" else "candidate" if role == "pre_candidate" else role
+        looks[m] = _NodeLook(role, int(st["term"]), bool(st["paused"]))
+    return looks
+
+
+def network(sim: Simulation, *, ax: Optional["Axes"] = None, title: Optional[str] = None) -> "Figure":
+    """The simulation now, as RaftScope draws it: the nodes on a circle, coloured by role
+    (`ROLE_COLORS`; a pre-candidate counts as candidate, a crashed node is "down", a paused one
+    has a dashed border) with their terms, and every message in flight (`Simulation.in_flight()`)
+    as a triangle on its way from sender to receiver, placed by its progress (now - sent_at) /
+    (deliver_at - sent_at) and pointing the way it goes: filled for a request, hollow for an
+    answer, coloured by kind (`MESSAGE_COLORS`), faded if it is doomed (the link is cut or the
+    receiver down). Returns the Figure.
+
+    Only a Simulation has this view: a `LocalCluster`'s messages travel over real sockets, where
+    nothing records them, so this raises ConfigError for one rather than draw a guess.
+    ImportError without matplotlib."""
+    _require("matplotlib")
+    if not isinstance(sim, Simulation):
+        raise ConfigError(
+            f"sim: expected a Simulation, got {type(sim).__name__} (only the simulator knows its messages in flight)"
+        )
+    if ax is None:
+        fig = _new_figure((4.2, 4.4))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure  # type: ignore[assignment]
+    messages = sim.in_flight()
+    _draw_network(ax, sim.members, _present_looks(sim), messages, sim.now,
+                  title if title is not None else f"{sim.now:.4f} s: {len(messages)} in flight")
+    return fig
+
+
 Times = Union[Sequence[float], Mapping[str, Sequence[float]]]
 
 
@@ -794,9 +972,9 @@ class LiveView:
     - isolate: cut it off from every other node; heal rejoins it (on a Simulation, heal lifts
       every isolation and partition: the simulator heals links only as a whole);
     - heal: undo the node's pause, isolation, drop and clock rate;
-    - timeout: force its election timeout, as `FaultLog.force_timeout` does: on a cluster a
-      leader resigns and a follower gets the leader's TimeoutNow (`transfer_leadership`), so it
-      campaigns at once; on a Simulation the node is paused for `timeout_seconds`.
+    - timeout: force its election timeout, as `FaultLog.force_timeout` does: a leader resigns
+      and hands off, a follower gets the leader's TimeoutNow (`transfer_leadership`), so it
+      campaigns at once; with no leader, a simulated node campaigns now (`Simulation.campaign`).
 
     On a LocalCluster the picture redraws every `interval` seconds once displayed (every 2 s when
     nothing changed for a while; the "live" toggle stops it), showing the last `window` seconds.
@@ -804,10 +982,21 @@ class LiveView:
     slider), pause stops, step advances `step_seconds`; the time slider replays: it moves a
     cursor through the past and the roles shown are those at the cursor.
 
+    On a Simulation the picture also has a second panel, drawn as `network` draws it (RaftScope's
+    picture): the nodes on a circle coloured by role, and every message in flight
+    (`Simulation.in_flight()`) as a triangle moving from sender to receiver, placed by its
+    progress and coloured by kind. Messages move visibly when the latency is a fair part of the
+    election timeout and time runs slowly: e.g. `Simulation(5, latency=(0.01, 0.02))` with
+    `speed=0.02` and `step_seconds=0.002`. While replaying the past the panel shows the roles at
+    the cursor but no messages: the simulator keeps no record of past messages, and the view does
+    not make one up. A LocalCluster has no such panel: its messages travel over real sockets and
+    nothing records them in flight.
+
     `view.faults` is the `FaultLog` of everything the buttons did (pass your own `faults=` to
     share one with your code). `view.widget` is the widget to display (showing `view` in a
-    notebook does that). `close()` stops its threads. ImportError without ipywidgets or
-    matplotlib."""
+    notebook does that); `view.figure` is the matplotlib Figure drawn last, and
+    `view.shown_messages` the `InFlight` messages it shows (empty for a LocalCluster and during a
+    replay). `close()` stops its threads. ImportError without ipywidgets or matplotlib."""
 
     ACTIONS: Tuple[str, ...] = ("kill", "restart", "pause", "isolate", "heal", "timeout")
 
@@ -820,7 +1009,6 @@ class LiveView:
         window: Optional[float] = 20.0,
         speed: float = 0.5,
         step_seconds: float = 0.05,
-        timeout_seconds: float = 0.3,
     ) -> None:
         widgets = _require("ipywidgets")
         _require("matplotlib")
@@ -831,7 +1019,6 @@ class LiveView:
         self.interval = float(interval)
         self.window = window
         self.step_seconds = float(step_seconds)
-        self.timeout_seconds = float(timeout_seconds)
         self.simulated = isinstance(target, Simulation)
         # One lock for the target (a Simulation must not run and take a fault at once) and the drawing.
         self._lock = threading.RLock()
@@ -844,6 +1031,8 @@ class LiveView:
         self._last_seen: Tuple[int, int] = (-1, -1)
         self.draws = 0
         self.errors: List[str] = []
+        self.figure: Optional["Figure"] = None
+        self.shown_messages: List[InFlight] = []
 
         members = self.faults.members
         self.image = widgets.Image(format="png", layout=widgets.Layout(width="100%"))
@@ -932,7 +1121,7 @@ class LiveView:
         """The timeout button: fires `node`'s election timeout now (`FaultLog.force_timeout`);
         returns what was done."""
         with self._lock:
-            return self.faults.force_timeout(node, self.timeout_seconds)
+            return self.faults.force_timeout(node)
 
     # ----- virtual time (Simulation) -----
 
@@ -1021,7 +1210,15 @@ class LiveView:
                     end = None
                     title = "LocalCluster" + ("" if self.target.running else " (stopped)")  # type: ignore[union-attr]
                 spans = role_spans(src, faults=faults, end=end)
-                fig = timeline(src, faults=faults, end=end, window=self.window, title=title)
+                if self.simulated:
+                    fig = _new_figure((13.0, 1.4 + 0.6 * max(len(spans), 3)))
+                    grid = fig.add_gridspec(1, 2, width_ratios=[3.0, 1.1])
+                    timeline(src, faults=faults, end=end, window=self.window, title=title,
+                             ax=fig.add_subplot(grid[0]))
+                    self._draw_messages(fig.add_subplot(grid[1]), spans, at)
+                else:
+                    fig = timeline(src, faults=faults, end=end, window=self.window, title=title)
+                self.figure = fig
                 buf = io.BytesIO()
                 fig.savefig(buf, format="png", dpi=72)
                 self.image.value = buf.getvalue()
@@ -1039,6 +1236,25 @@ class LiveView:
             except Exception as e:  # noqa: BLE001 - a redraw must never kill the view
                 self.errors.append(f"refresh: {e}")
                 self._say(f"redraw failed: {e}", error=True)
+
+    def _draw_messages(self, ax: "Axes", spans: Dict[str, List[Span]], at: float) -> None:
+        """The network panel: the present with its messages in flight, or the roles at a replayed
+        moment (with no messages: none are recorded)."""
+        sim = self._sim()
+        if self._cursor is None or at >= sim.now:
+            messages = sim.in_flight()
+            looks = _present_looks(sim)
+            title = f"{len(messages)} message{'' if len(messages) == 1 else 's'} in flight"
+        else:
+            messages = []
+            looks = {}
+            for node, node_spans in spans.items():
+                span = next((x for x in node_spans if x.start <= at < x.end), node_spans[-1] if node_spans else None)
+                if span is not None:
+                    looks[node] = _NodeLook(span.role, span.term)
+            title = "replay: messages in flight are\nshown only at the present"
+        self.shown_messages = list(messages)
+        _draw_network(ax, sim.members, looks, messages, sim.now, title)
 
     # ----- the background thread -----
 

@@ -97,6 +97,17 @@ impl Message {
         }
     }
 
+    /// The name transcripts and pictures use: `type_name`, except that a pre-vote and its answer
+    /// are "pre_vote" and "pre_vote_response" (on the wire they are a flag of "vote").
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Message::Vote { pre_vote: true, .. } => "pre_vote",
+            Message::VoteResponse { pre_vote: true, .. } => "pre_vote_response",
+            other => other.type_name(),
+        }
+    }
+
+    /// The type as `Core`'s message dicts and the wire's decoder name it ("vote" for a pre-vote too).
     pub fn type_name(&self) -> &'static str {
         match self {
             Message::Vote { .. } => "vote",

@@ -4,6 +4,7 @@
 mod convert;
 mod core;
 mod event;
+mod in_flight;
 mod logbridge;
 mod node;
 mod sim;
@@ -16,6 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<core::PyCore>()?;
     m.add_class::<sim::PySimulation>()?;
     m.add_class::<event::PyEvent>()?;
+    m.add_class::<in_flight::PyInFlight>()?;
     m.add_class::<node::PyNodeCore>()?;
     m.add_function(wrap_pyfunction!(sim::failover_trials, m)?)?;
     m.add_function(wrap_pyfunction!(logbridge::_take_log_records, m)?)?;

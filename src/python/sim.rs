@@ -7,9 +7,10 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::convert::{
     config_err, config_error, election_timeout_arg, heartbeat_interval_arg, max_clock_drift_arg, members_from_py,
-    number_arg, required_seed_arg, seconds_arg, secs, timeout_pair_arg, timing, SafetyViolation,
+    number_arg, required_seed_arg, seconds_arg, secs, timeout_pair_arg, timing, NotLeaderError, SafetyViolation,
 };
 use super::event::PyEvent;
+use super::in_flight::PyInFlight;
 use crate::engine::Algorithm;
 use crate::sim::{self, SimConfig, Simulation};
 
@@ -270,6 +271,46 @@ impl PySimulation {
     /// Restarts a crashed node from its kept term and vote. ConfigError for an unknown id.
     fn restart(&mut self, id: &str) -> PyResult<()> {
         self.sim.restart(id).map_err(config_error)
+    }
+
+    /// Makes node `id`'s election timeout fire now: it starts an election (raft: a pre-vote
+    /// first, when `pre_vote` is on; bully: ELECTION to every higher-ranked member; ring: ELECTION
+    /// to its successor), unless the algorithm's own rules hold it back: a leader does not
+    /// campaign, nor does a raft follower that has promised a live leader not to (it acknowledged
+    /// a heartbeat less than a minimum election timeout ago: the leader's lease rests on that
+    /// promise). Returns None. ConfigError for an unknown id or a node that is down or paused.
+    fn campaign(&mut self, id: &str) -> PyResult<()> {
+        self.sim.campaign(id).map_err(config_error)
+    }
+
+    /// The leader `id` steps down now and hands off, as `Node.resign` does (raft: `TimeoutNow`
+    /// to the peer that acknowledged its newest heartbeat). Returns True if `id` was the leader,
+    /// False (doing nothing) otherwise. ConfigError for an unknown id or a node that is down or
+    /// paused.
+    fn resign(&mut self, id: &str) -> PyResult<bool> {
+        self.sim.resign(id).map_err(config_error)
+    }
+
+    /// The leader `id` hands leadership to `to` now, giving up its lease first (raft: `TimeoutNow`,
+    /// so `to` campaigns at once and wins; bully and ring: it steps aside and the best-ranked live
+    /// member takes over). Returns None without waiting: run the simulation to see it happen.
+    /// NotLeaderError if `id` does not lead (or its lease has lapsed); ConfigError for an unknown
+    /// id, `to` equal to `id`, or a leader that is down or paused.
+    #[pyo3(text_signature = "($self, id, to)")]
+    fn transfer_leadership(&mut self, id: &str, to: &str) -> PyResult<()> {
+        if self.sim.transfer_leadership(id, to).map_err(config_error)? {
+            Ok(())
+        } else {
+            Err(NotLeaderError::new_err(format!("{id:?} is not the leader")))
+        }
+    }
+
+    /// Every copy of a message the network holds now, sent and not yet arrived, as a list of
+    /// `InFlight` in the order they will arrive (times in virtual seconds). A read-only view: it
+    /// changes nothing, and the same seed and calls give the same list. Empty when nothing is on
+    /// the way; a message a paused node has received but not yet handled is not listed.
+    fn in_flight(&self) -> Vec<PyInFlight> {
+        self.sim.in_flight().into_iter().map(PyInFlight::from_sim).collect()
     }
 
     /// Splits the nodes into groups that cannot reach one another, e.g.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::engine::{Algorithm, DemoteReason, EventKind, NodeId, Role, Term, Timing};
+use crate::engine::{Algorithm, DemoteReason, EventKind, Message, NodeId, Role, Term, Timing};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
@@ -55,6 +55,23 @@ pub struct SimEvent {
     pub fencing_token: Option<Term>,
     /// Some exactly for `Demoted`: why the leadership ended (`Crashed` comes from the simulator).
     pub reason: Option<DemoteReason>,
+}
+
+/// One copy of a message the network holds: sent, not yet arrived (`Simulation::in_flight`). A
+/// read-only view, for pictures and tests; a duplicated message is two copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub message: Message,
+    /// The virtual instant it was sent.
+    pub sent_at: Duration,
+    /// The virtual instant it arrives (latency, plus any delay fault of the sender's).
+    pub deliver_at: Duration,
+    /// Whether, as things stand now, the network drops it on arrival: the receiver is down, or a
+    /// partition or isolation cuts the link. A restart or heal before `deliver_at` saves it.
+    /// (Drops decided at send time, by the drop rate or a cut link, never enter the network.)
+    pub doomed: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

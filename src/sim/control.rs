@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Item, Simulation};
-use crate::engine::{ConfigError, DemoteReason, EventKind, NodeId, Role};
+use crate::engine::{ConfigError, DemoteReason, EventKind, NodeId, Role, TransferError};
 use crate::faults::{check_rate, group_partition, Faults};
 
 impl Simulation {
@@ -39,6 +39,58 @@ impl Simulation {
         }
         self.stats.restarts += 1;
         self.boot(node)
+    }
+
+    /// The node's engine, running and not paused, and the instant on its clock; `what` names the
+    /// call in the error.
+    fn awake(&mut self, what: &str, id: &str) -> Result<(usize, Duration), ConfigError> {
+        let node = self.index(id)?;
+        let n = &self.nodes[node];
+        if n.engine.is_none() {
+            return Err(ConfigError::new(format!("{what}: node {id:?} is down")));
+        }
+        if n.paused_until.is_some() {
+            return Err(ConfigError::new(format!("{what}: node {id:?} is paused")));
+        }
+        Ok((node, n.clock.local(self.now)))
+    }
+
+    /// The node's election timeout fires now (`Engine::campaign`): it starts an election unless
+    /// the engine's own rules hold it back (it leads; raft: it promised a leader silence).
+    pub fn campaign(&mut self, id: &str) -> Result<(), ConfigError> {
+        let (node, local) = self.awake("campaign", id)?;
+        let outputs = self.nodes[node].engine.as_mut().expect("awake").campaign(local);
+        self.apply(node, outputs);
+        Ok(())
+    }
+
+    /// A leader steps down and hands off (`Engine::resign`); returns whether it was the leader
+    /// (as the networked node's `resign` does).
+    pub fn resign(&mut self, id: &str) -> Result<bool, ConfigError> {
+        let (node, local) = self.awake("resign", id)?;
+        let engine = self.nodes[node].engine.as_mut().expect("awake");
+        let led = engine.role() == Role::Leader;
+        let outputs = engine.resign(local);
+        self.apply(node, outputs);
+        Ok(led)
+    }
+
+    /// The leader `from` hands leadership to `to` (`Engine::transfer_leadership`: raft's
+    /// TimeoutNow; bully and ring step aside). Returns false, changing nothing, if `from` does not
+    /// lead.
+    pub fn transfer_leadership(&mut self, from: &str, to: &str) -> Result<bool, ConfigError> {
+        let (node, local) = self.awake("transfer_leadership", from)?;
+        if self.index(to)? == node {
+            return Err(ConfigError::new(format!("transfer_leadership: {to:?} is the leader itself; name a peer")));
+        }
+        match self.nodes[node].engine.as_mut().expect("awake").transfer_leadership(local, to) {
+            Ok(outputs) => {
+                self.apply(node, outputs);
+                Ok(true)
+            }
+            Err(TransferError::NotLeader) => Ok(false),
+            Err(e @ TransferError::UnknownPeer(_)) => Err(ConfigError::new(format!("transfer_leadership: {e}"))),
+        }
     }
 
     pub fn is_up(&self, id: &str) -> Result<bool, ConfigError> {

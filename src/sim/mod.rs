@@ -27,7 +27,7 @@ use crate::engine::{
 use crate::faults::{check_rate, Faults, NodeClock};
 use crate::seed::mix;
 pub use checker::{Checker, Violation};
-pub use config::{NodeStatus, SimConfig, SimEvent, Stats};
+pub use config::{InFlight, NodeStatus, SimConfig, SimEvent, Stats};
 
 /// Messages a paused node holds for later, like a socket buffer under SIGSTOP; beyond it they drop.
 pub const MAX_PAUSED_INBOX: usize = 4096;
@@ -52,7 +52,8 @@ struct SimNode {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
-    Deliver { to: usize, from: usize, message: Message },
+    /// `sent`: the virtual instant the message was sent (only `in_flight` reads it).
+    Deliver { to: usize, from: usize, message: Message, sent: u64 },
     Wake { node: usize },
     Resume { node: usize },
 }
@@ -202,6 +203,34 @@ impl Simulation {
         })
     }
 
+    /// Every copy of a message the network holds now (sent, not yet arrived), in the order they
+    /// will arrive. Messages a paused node has received but not yet handled are not in flight.
+    pub fn in_flight(&self) -> Vec<InFlight> {
+        let mut queued: Vec<&Scheduled> = self.queue.iter().map(|Reverse(s)| s).collect();
+        queued.sort();
+        queued
+            .into_iter()
+            .filter_map(|s| match &s.item {
+                Item::Deliver { to, from, message, sent } => Some(InFlight {
+                    from: self.nodes[*from].id.clone(),
+                    to: self.nodes[*to].id.clone(),
+                    message: message.clone(),
+                    sent_at: Duration::from_nanos(*sent),
+                    deliver_at: Duration::from_nanos(s.at),
+                    doomed: self.dropped_on_arrival(*from, *to),
+                }),
+                Item::Wake { .. } | Item::Resume { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Whether a message from `from` arriving at `to` now is dropped: `to` is down, or either end
+    /// cuts the link.
+    fn dropped_on_arrival(&self, from: usize, to: usize) -> bool {
+        let (sender, receiver) = (&self.nodes[from], &self.nodes[to]);
+        receiver.engine.is_none() || !receiver.faults.allows(&sender.id) || !sender.faults.allows(&receiver.id)
+    }
+
     /// The virtual instant of the node's next scheduled wake-up (its next timer), if any.
     pub fn next_wake(&self, id: &str) -> Result<Option<Duration>, ConfigError> {
         Ok(self.nodes[self.index(id)?].timer_at.map(Duration::from_nanos))
@@ -254,12 +283,12 @@ impl Simulation {
                 let outputs = n.engine.as_mut().expect("checked").tick(local);
                 self.apply(node, outputs);
             }
-            Item::Deliver { to, from, message } => {
-                let (sender, receiver) = (&self.nodes[from], &self.nodes[to]);
-                if receiver.engine.is_none() || !receiver.faults.allows(&sender.id) || !sender.faults.allows(&receiver.id) {
+            Item::Deliver { to, from, message, .. } => {
+                if self.dropped_on_arrival(from, to) {
                     self.stats.messages_dropped += 1;
                     return;
                 }
+                let receiver = &self.nodes[to];
                 if receiver.paused_until.is_some() {
                     if receiver.inbox.len() < MAX_PAUSED_INBOX {
                         self.nodes[to].inbox.push_back((from, message));
@@ -392,7 +421,7 @@ impl Simulation {
         for extra in delays {
             let latency = if hi > lo { self.rng.random_range(lo..=hi) } else { lo };
             let at = self.now + latency + extra.as_nanos() as u64;
-            self.schedule(at, Item::Deliver { to, from, message: message.clone() });
+            self.schedule(at, Item::Deliver { to, from, message: message.clone(), sent: self.now });
         }
     }
 

@@ -129,3 +129,164 @@ fn a_crashed_node_restarts_from_its_persisted_term_and_vote() {
     let after = sim.status(&leader).unwrap();
     assert_eq!((after.term, after.voted_for), (before.term, before.voted_for));
 }
+
+/// A simulation whose every message takes exactly `latency_ms`.
+fn fixed_latency(count: usize, seed: u64, latency_ms: u64, algorithm: crate::engine::Algorithm) -> Simulation {
+    let mut cfg = SimConfig::numbered(count, seed);
+    cfg.latency = (Duration::from_millis(latency_ms), Duration::from_millis(latency_ms));
+    cfg.algorithm = algorithm;
+    Simulation::new(cfg).unwrap()
+}
+
+/// Runs to the end of the silence every raft node promises at boot (`election_timeout.min`: until
+/// then `campaign` does nothing), checking that no election timer fires in the next 20 ms.
+fn past_boot_promise(sim: &mut Simulation) -> Duration {
+    let until = sim.config().timing.election_timeout.0;
+    sim.run_for(until);
+    for id in sim.members().to_vec() {
+        let wake = sim.next_wake(&id).unwrap().unwrap();
+        assert!(wake > until + Duration::from_millis(20), "{id} times out at {wake:?}: pick another seed");
+    }
+    assert!(sim.in_flight().is_empty(), "nothing is sent before the first timeout");
+    until
+}
+
+fn flights(sim: &Simulation) -> Vec<(String, String, &'static str, Duration, Duration, bool)> {
+    sim.in_flight()
+        .into_iter()
+        .map(|m| (m.from, m.to, m.message.kind_name(), m.sent_at, m.deliver_at, m.doomed))
+        .collect()
+}
+
+#[test]
+fn in_flight_lists_each_copy_from_its_send_until_it_arrives() {
+    let mut sim = fixed_latency(3, 1, 2, crate::engine::Algorithm::Raft);
+    let t0 = past_boot_promise(&mut sim);
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    sim.campaign("n2").unwrap(); // the election timeout fires at t0: a pre-vote to each peer
+    let term = sim.status("n2").unwrap().term + 1; // a pre-vote asks for the next term without taking it
+    let sent = sim.in_flight();
+    assert!(sent.iter().all(|m| m.message == Message::Vote { term, pre_vote: true, transfer: false }), "{sent:?}");
+    assert_eq!(
+        flights(&sim),
+        [
+            ("n2".into(), "n1".into(), "pre_vote", at(0), at(2), false),
+            ("n2".into(), "n3".into(), "pre_vote", at(0), at(2), false),
+        ]
+    );
+    sim.run_for(Duration::from_millis(1));
+    assert_eq!(flights(&sim).len(), 2, "still on the way 1 ms later");
+    sim.crash("n3").unwrap();
+    assert_eq!(flights(&sim)[1], ("n2".into(), "n3".into(), "pre_vote", at(0), at(2), true), "n3 is down: doomed");
+    let dropped = sim.stats().messages_dropped;
+    sim.run_for(Duration::from_millis(1)); // both arrive; n1 answers, n3's copy is dropped
+    assert_eq!(sim.stats().messages_dropped, dropped + 1);
+    assert_eq!(flights(&sim), [("n1".into(), "n2".into(), "pre_vote_response", at(2), at(4), false)]);
+    sim.run_for(Duration::from_millis(2)); // granted: n2 campaigns for real, to n1 and to n3 (down)
+    assert_eq!(
+        flights(&sim),
+        [
+            ("n2".into(), "n1".into(), "vote", at(4), at(6), false),
+            ("n2".into(), "n3".into(), "vote", at(4), at(6), true),
+        ]
+    );
+    sim.restart("n3").unwrap();
+    assert!(flights(&sim).iter().all(|f| !f.5), "restarted in time: nothing doomed");
+    sim.check().unwrap();
+}
+
+#[test]
+fn in_flight_shows_duplicates_and_cut_links_and_never_what_was_dropped_at_send() {
+    let mut sim = fixed_latency(3, 9, 2, crate::engine::Algorithm::Raft);
+    past_boot_promise(&mut sim);
+    sim.set_duplicate_rate(1.0).unwrap();
+    sim.campaign("n1").unwrap();
+    let pairs: Vec<(String, String)> = sim.in_flight().into_iter().map(|m| (m.from, m.to)).collect();
+    assert_eq!(pairs, [("n1", "n2"), ("n1", "n2"), ("n1", "n3"), ("n1", "n3")].map(|(a, b)| (a.into(), b.into())));
+    sim.isolate("n3").unwrap(); // after the send: the copies to n3 will be dropped on arrival
+    let doomed: Vec<bool> = sim.in_flight().iter().map(|m| m.doomed).collect();
+    assert_eq!(doomed, [false, false, true, true]);
+    sim.heal();
+    assert!(sim.in_flight().iter().all(|m| !m.doomed));
+
+    let mut sim = fixed_latency(3, 9, 2, crate::engine::Algorithm::Raft);
+    past_boot_promise(&mut sim);
+    sim.set_drop_rate(1.0).unwrap();
+    sim.campaign("n1").unwrap();
+    assert!(sim.in_flight().is_empty(), "dropped at send: never in flight");
+    assert_eq!(sim.stats().messages_dropped, 2);
+}
+
+#[test]
+fn in_flight_is_a_read_only_view() {
+    let run = |look: bool| {
+        let mut cfg = SimConfig::numbered(5, 31);
+        cfg.duplicate_rate = 0.1;
+        let mut sim = Simulation::new(cfg).unwrap();
+        let mut seen = 0;
+        for _ in 0..400 {
+            sim.run_for(Duration::from_millis(3));
+            if look {
+                seen += sim.in_flight().len();
+            }
+        }
+        (sim.events().to_vec(), sim.stats().clone(), seen)
+    };
+    let (events, stats, seen) = run(true);
+    assert!(seen > 0, "messages were seen in flight");
+    let (quiet_events, quiet_stats, _) = run(false);
+    assert_eq!((events, stats), (quiet_events, quiet_stats), "looking changes nothing");
+}
+
+#[test]
+fn in_flight_names_bully_and_ring_messages() {
+    use crate::engine::Algorithm;
+    let mut sim = fixed_latency(3, 4, 2, Algorithm::Bully);
+    sim.campaign("n1").unwrap(); // ELECTION to every higher-ranked member
+    let kinds: Vec<_> = flights(&sim).into_iter().map(|f| (f.1, f.2)).collect();
+    assert_eq!(kinds, [("n2".to_string(), "election"), ("n3".to_string(), "election")]);
+    sim.run_for(Duration::from_millis(2));
+    let kinds: Vec<_> = flights(&sim).into_iter().map(|f| (f.0, f.2)).collect();
+    assert!(kinds.contains(&("n2".to_string(), "ok")) && kinds.contains(&("n3".to_string(), "ok")), "{kinds:?}");
+
+    let mut sim = fixed_latency(3, 4, 2, Algorithm::Ring);
+    sim.campaign("n1").unwrap(); // ELECTION to the next member of the ring
+    let sent = sim.in_flight();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].message.kind_name(), "ring_election");
+    let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
+    sim.run_for(Duration::from_millis(30));
+    let kinds: std::collections::BTreeSet<_> = sim.in_flight().iter().map(|m| m.message.kind_name()).collect();
+    assert!(kinds.is_subset(&["ring_alive", "ring_alive_ack", "ring_coordinator", "ring_ack"].into()), "{kinds:?} ({leader})");
+}
+
+#[test]
+fn a_followers_forced_timeout_is_held_back_by_its_promise_but_a_transfer_is_not() {
+    let mut sim = Simulation::new(SimConfig::numbered(3, 12)).unwrap();
+    let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    let follower = sim.members().iter().find(|m| **m != leader).unwrap().clone();
+    let term = sim.status(&leader).unwrap().term;
+    sim.campaign(&follower).unwrap();
+    assert!(sim.in_flight().iter().all(|m| m.from != follower || m.message.kind_name() != "pre_vote"));
+    assert_eq!(sim.status(&follower).unwrap().term, term, "it promised the leader silence");
+
+    assert!(!sim.resign(&follower).unwrap(), "a follower does not resign");
+    assert!(!sim.transfer_leadership(&follower, &leader).unwrap(), "nor transfer");
+    assert!(sim.transfer_leadership(&leader, &leader).is_err());
+    assert!(sim.transfer_leadership(&leader, &follower).unwrap());
+    assert!(sim.in_flight().iter().any(|m| m.from == leader && m.to == follower && m.message.kind_name() == "timeout_now"));
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.leader(), Some(&follower));
+    assert!(sim.resign(&follower).unwrap());
+    let last_demoted = sim.events().iter().rev().find(|e| e.kind == EventKind::Demoted).unwrap();
+    assert_eq!((last_demoted.node.as_str(), last_demoted.reason), (follower.as_str(), Some(DemoteReason::Resigned)));
+    sim.run_until_leader(Duration::from_secs(5)).unwrap();
+
+    sim.crash(&leader).unwrap();
+    assert!(sim.campaign(&leader).unwrap_err().to_string().contains("is down"));
+    sim.pause(&follower, Duration::from_secs(1)).unwrap();
+    assert!(sim.resign(&follower).unwrap_err().to_string().contains("is paused"));
+    sim.check().unwrap();
+    assert_alternation(sim.events());
+}

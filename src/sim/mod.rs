@@ -50,9 +50,13 @@ struct SimNode {
     leading: Option<Term>,
 }
 
+/// What the queue holds, kept small because every push and pop moves entries up and down the
+/// heap: a delivery names its message's slot in `Simulation::in_flight` rather than carrying the
+/// message (48 bytes since Ring's messages carry a member's name), and its fields are u32 (no
+/// simulation has 2^32 members or messages in flight), so an entry is 32 bytes instead of 80.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
-    Deliver { to: usize, from: usize, message: Message },
+    Deliver { to: u32, from: u32, slot: u32 },
     Wake { node: usize },
     Resume { node: usize },
 }
@@ -83,6 +87,9 @@ pub struct Simulation {
     rng: Pcg64Mcg,
     nodes: Vec<SimNode>,
     queue: BinaryHeap<Reverse<Scheduled>>,
+    /// The messages of queued deliveries, by slot (see `Item`); None where a slot is free.
+    in_flight: Vec<Option<Message>>,
+    free_slots: Vec<usize>,
     next_seq: u64,
     events: Vec<SimEvent>,
     stats: Stats,
@@ -122,6 +129,8 @@ impl Simulation {
             now: 0,
             nodes,
             queue: BinaryHeap::new(),
+            in_flight: Vec::new(),
+            free_slots: Vec::new(),
             next_seq: 0,
             events: Vec::new(),
             stats: Stats::default(),
@@ -254,7 +263,9 @@ impl Simulation {
                 let outputs = n.engine.as_mut().expect("checked").tick(local);
                 self.apply(node, outputs);
             }
-            Item::Deliver { to, from, message } => {
+            Item::Deliver { to, from, slot } => {
+                let (to, from) = (to as usize, from as usize);
+                let message = self.unpark(slot as usize);
                 let (sender, receiver) = (&self.nodes[from], &self.nodes[to]);
                 if receiver.engine.is_none() || !receiver.faults.allows(&sender.id) || !sender.faults.allows(&receiver.id) {
                     self.stats.messages_dropped += 1;
@@ -280,10 +291,12 @@ impl Simulation {
     }
 
     fn step(&mut self, to: usize, from: usize, message: Message) {
-        let from_id = self.nodes[from].id.clone();
+        // Node `i` is `members[i]` (as `index` relies on): borrowing the sender's id from there
+        // rather than from `nodes` spares a copy of it per message.
+        let from_id = &self.cfg.members[from];
         let n = &mut self.nodes[to];
         let local = n.clock.local(self.now);
-        let outputs = n.engine.as_mut().expect("delivered only to live nodes").step(local, &from_id, message);
+        let outputs = n.engine.as_mut().expect("delivered only to live nodes").step(local, from_id, message);
         self.apply(to, outputs);
     }
 
@@ -392,8 +405,29 @@ impl Simulation {
         for extra in delays {
             let latency = if hi > lo { self.rng.random_range(lo..=hi) } else { lo };
             let at = self.now + latency + extra.as_nanos() as u64;
-            self.schedule(at, Item::Deliver { to, from, message: message.clone() });
+            let slot = self.park(message.clone());
+            self.schedule(at, Item::Deliver { to: to as u32, from: from as u32, slot: slot as u32 });
         }
+    }
+
+    /// Keeps a message in `in_flight` until its delivery; returns its slot.
+    fn park(&mut self, message: Message) -> usize {
+        match self.free_slots.pop() {
+            Some(slot) => {
+                self.in_flight[slot] = Some(message);
+                slot
+            }
+            None => {
+                self.in_flight.push(Some(message));
+                self.in_flight.len() - 1
+            }
+        }
+    }
+
+    /// Takes a delivery's message out of `in_flight`, freeing its slot.
+    fn unpark(&mut self, slot: usize) -> Message {
+        self.free_slots.push(slot);
+        self.in_flight[slot].take().expect("a queued delivery holds its message")
     }
 
     // ----- faults -----------------------------------------------------------------------------

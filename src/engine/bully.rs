@@ -602,6 +602,7 @@ impl Bully {
     fn take_outputs(&mut self) -> Vec<Output> {
         assert!(self.role != Role::Leader || self.leader.as_ref() == Some(&self.cfg.id), "a coordinator leads itself");
         let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
-        self.outbox.take(self.hard_state(), holds_lease)
+        let hard = self.hard_state();
+        self.outbox.take(hard.term, hard.voted_for.as_ref(), holds_lease)
     }
 }

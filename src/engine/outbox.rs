@@ -70,12 +70,15 @@ impl Outbox {
         }
     }
 
-    /// One call's outputs, `hard` first if it changed. `holds_lease` as for `event`: an open
-    /// `elected` is exactly a leader that holds its lease.
-    pub(crate) fn take(&mut self, hard: HardState, holds_lease: bool) -> Vec<Output> {
+    /// One call's outputs, the hard state (`term`, `voted_for`) first if it changed. It comes in
+    /// borrowed and is copied only when it changed: this runs after every input, and a vote
+    /// is a string. `holds_lease` as for `event`: an open `elected` is exactly a leader that
+    /// holds its lease.
+    pub(crate) fn take(&mut self, term: Term, voted_for: Option<&NodeId>, holds_lease: bool) -> Vec<Output> {
         assert_eq!(self.elected_open, holds_lease, "an open `elected` is exactly a leader that holds its lease");
-        if hard != self.persisted {
-            assert!(hard.term >= self.persisted.term, "persisted term never decreases");
+        if term != self.persisted.term || voted_for != self.persisted.voted_for.as_ref() {
+            assert!(term >= self.persisted.term, "persisted term never decreases");
+            let hard = HardState { term, voted_for: voted_for.cloned() };
             self.persisted = hard.clone();
             self.outputs.insert(0, Output::Persist(hard));
         }

@@ -322,7 +322,7 @@ impl Raft {
                     return self.vote_counts.record(false, VoteAnswer::InLease);
                 }
                 Message::Heartbeat { .. } | Message::TimeoutNow { .. } => {
-                    self.become_follower(now, term, Some(from.to_string()), Some(DemoteReason::HigherTerm))
+                    self.become_follower(now, term, Some(from), Some(DemoteReason::HigherTerm))
                 }
                 _ => self.become_follower(now, term, None, Some(DemoteReason::HigherTerm)),
             }
@@ -395,7 +395,7 @@ impl Raft {
         match message {
             Message::Heartbeat { seq, .. } => {
                 // Somebody won this term (paper 5.2): follow it. A candidate has no leadership to end.
-                self.become_follower(now, self.term, Some(from.to_string()), None);
+                self.become_follower(now, self.term, Some(from), None);
                 self.handle_heartbeat(now, from, seq);
             }
             Message::VoteResponse { term, granted, pre_vote } => {
@@ -421,7 +421,7 @@ impl Raft {
     }
 
     fn handle_heartbeat(&mut self, now: Duration, from: &str, seq: u64) {
-        self.enter(self.term, Some(from.to_string()));
+        self.enter(self.term, Some(from));
         self.leader_contact = Some(now);
         self.promise_silence(now);
         self.reset_election_timer(now);
@@ -448,8 +448,13 @@ impl Raft {
         let quorum = self.cfg.quorum();
         let lease = self.cfg.timing.lease_duration();
         let l = self.leadership.as_mut().expect("a leader has leadership state");
-        let last = l.last_ack.entry(from.to_string()).or_insert(0);
-        *last = (*last).max(seq);
+        // Looked up before inserting: the key is copied only at a peer's first ack of the term.
+        match l.last_ack.get_mut(from) {
+            Some(last) => *last = (*last).max(seq),
+            None => {
+                l.last_ack.insert(from.to_string(), seq);
+            }
+        }
         if let Some(&(_, sent_at)) = l.sent_at.iter().find(|(s, _)| *s == seq) {
             let sample = now.saturating_sub(sent_at);
             match l.round_trips.get_mut(from) {
@@ -503,7 +508,7 @@ impl Raft {
     /// `why` says why a leader steps down; it is None only where the caller cannot be a leader.
     /// A leader that never held its lease steps down without `demoted` (it never announced
     /// `elected`).
-    fn become_follower(&mut self, now: Duration, term: Term, leader: Option<NodeId>, why: Option<DemoteReason>) {
+    fn become_follower(&mut self, now: Duration, term: Term, leader: Option<&str>, why: Option<DemoteReason>) {
         if self.role == Role::Leader {
             let why = why.expect("a leader steps down for a reason");
             self.leadership = None;
@@ -663,16 +668,19 @@ impl Raft {
     }
 
     /// Moves to `term` (never back) following `leader`, then reports what changed: the term first,
-    /// then the leader, each event already carrying both new values.
-    fn enter(&mut self, term: Term, leader: Option<NodeId>) {
+    /// then the leader, each event already carrying both new values. The leader is copied only
+    /// when it changes: a follower enters its leader's term again at every heartbeat.
+    fn enter(&mut self, term: Term, leader: Option<&str>) {
         assert!(term >= self.term, "term never decreases ({} -> {term})", self.term);
         let term_changed = term > self.term;
-        let leader_changed = self.leader != leader;
+        let leader_changed = self.leader.as_deref() != leader;
         if term_changed {
             self.term = term;
             self.voted_for = None;
         }
-        self.leader = leader;
+        if leader_changed {
+            self.leader = leader.map(str::to_string);
+        }
         if term_changed {
             self.emit(EventKind::TermChanged);
         }
@@ -706,13 +714,12 @@ impl Raft {
     /// Drains the outputs of one call, with the new hard state (if any) first: it must be durable
     /// before any message of this call leaves the node.
     fn take_outputs(&mut self) -> Vec<Output> {
-        let hard = self.hard_state();
         let persisted = self.outbox.persisted();
         assert!(
-            hard.term > persisted.term || persisted.voted_for.is_none() || persisted.voted_for == hard.voted_for,
+            self.term > persisted.term || persisted.voted_for.is_none() || persisted.voted_for == self.voted_for,
             "one vote per term"
         );
         let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
-        self.outbox.take(hard, holds_lease)
+        self.outbox.take(self.term, self.voted_for.as_ref(), holds_lease)
     }
 }

@@ -657,6 +657,7 @@ impl Ring {
 
     fn take_outputs(&mut self) -> Vec<Output> {
         let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
-        self.outbox.take(self.hard_state(), holds_lease)
+        let hard = self.hard_state();
+        self.outbox.take(hard.term, hard.voted_for.as_ref(), holds_lease)
     }
 }

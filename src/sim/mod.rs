@@ -50,10 +50,13 @@ struct SimNode {
     leading: Option<Term>,
 }
 
+/// What the queue holds, kept small because every push and pop moves entries up and down the
+/// heap: a delivery names its message's slot in `Simulation::parked` rather than carrying the
+/// message (48 bytes since Ring's messages carry a member's name), and its fields are u32 (no
+/// simulation has 2^32 members or messages in flight), so an entry is 32 bytes instead of 80.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
-    /// `sent`: the virtual instant the message was sent (only `in_flight` reads it).
-    Deliver { to: usize, from: usize, message: Message, sent: u64 },
+    Deliver { to: u32, from: u32, slot: u32 },
     Wake { node: usize },
     Resume { node: usize },
 }
@@ -84,6 +87,10 @@ pub struct Simulation {
     rng: Pcg64Mcg,
     nodes: Vec<SimNode>,
     queue: BinaryHeap<Reverse<Scheduled>>,
+    /// The messages of queued deliveries and when each was sent, by slot (see `Item`); None
+    /// where a slot is free.
+    parked: Vec<Option<(Message, u64)>>,
+    free_slots: Vec<usize>,
     next_seq: u64,
     events: Vec<SimEvent>,
     stats: Stats,
@@ -123,6 +130,8 @@ impl Simulation {
             now: 0,
             nodes,
             queue: BinaryHeap::new(),
+            parked: Vec::new(),
+            free_slots: Vec::new(),
             next_seq: 0,
             events: Vec::new(),
             stats: Stats::default(),
@@ -210,15 +219,19 @@ impl Simulation {
         queued.sort();
         queued
             .into_iter()
-            .filter_map(|s| match &s.item {
-                Item::Deliver { to, from, message, sent } => Some(InFlight {
-                    from: self.nodes[*from].id.clone(),
-                    to: self.nodes[*to].id.clone(),
-                    message: message.clone(),
-                    sent_at: Duration::from_nanos(*sent),
-                    deliver_at: Duration::from_nanos(s.at),
-                    doomed: self.dropped_on_arrival(*from, *to),
-                }),
+            .filter_map(|s| match s.item {
+                Item::Deliver { to, from, slot } => {
+                    let (message, sent) = self.parked[slot as usize].as_ref().expect("a queued delivery holds its message");
+                    let (to, from) = (to as usize, from as usize);
+                    Some(InFlight {
+                        from: self.nodes[from].id.clone(),
+                        to: self.nodes[to].id.clone(),
+                        message: message.clone(),
+                        sent_at: Duration::from_nanos(*sent),
+                        deliver_at: Duration::from_nanos(s.at),
+                        doomed: self.dropped_on_arrival(from, to),
+                    })
+                }
                 Item::Wake { .. } | Item::Resume { .. } => None,
             })
             .collect()
@@ -283,7 +296,9 @@ impl Simulation {
                 let outputs = n.engine.as_mut().expect("checked").tick(local);
                 self.apply(node, outputs);
             }
-            Item::Deliver { to, from, message, .. } => {
+            Item::Deliver { to, from, slot } => {
+                let (to, from) = (to as usize, from as usize);
+                let message = self.unpark(slot as usize);
                 if self.dropped_on_arrival(from, to) {
                     self.stats.messages_dropped += 1;
                     return;
@@ -309,10 +324,12 @@ impl Simulation {
     }
 
     fn step(&mut self, to: usize, from: usize, message: Message) {
-        let from_id = self.nodes[from].id.clone();
+        // Node `i` is `members[i]` (as `index` relies on): borrowing the sender's id from there
+        // rather than from `nodes` spares a copy of it per message.
+        let from_id = &self.cfg.members[from];
         let n = &mut self.nodes[to];
         let local = n.clock.local(self.now);
-        let outputs = n.engine.as_mut().expect("delivered only to live nodes").step(local, &from_id, message);
+        let outputs = n.engine.as_mut().expect("delivered only to live nodes").step(local, from_id, message);
         self.apply(to, outputs);
     }
 
@@ -421,8 +438,31 @@ impl Simulation {
         for extra in delays {
             let latency = if hi > lo { self.rng.random_range(lo..=hi) } else { lo };
             let at = self.now + latency + extra.as_nanos() as u64;
-            self.schedule(at, Item::Deliver { to, from, message: message.clone(), sent: self.now });
+            let slot = self.park(message.clone());
+            self.schedule(at, Item::Deliver { to: to as u32, from: from as u32, slot: slot as u32 });
         }
+    }
+
+    /// Keeps a message (and its send time, for `in_flight`) in `parked` until its delivery;
+    /// returns its slot.
+    fn park(&mut self, message: Message) -> usize {
+        let entry = Some((message, self.now));
+        match self.free_slots.pop() {
+            Some(slot) => {
+                self.parked[slot] = entry;
+                slot
+            }
+            None => {
+                self.parked.push(entry);
+                self.parked.len() - 1
+            }
+        }
+    }
+
+    /// Takes a delivery's message out of `parked`, freeing its slot.
+    fn unpark(&mut self, slot: usize) -> Message {
+        self.free_slots.push(slot);
+        self.parked[slot].take().expect("a queued delivery holds its message").0
     }
 
     // ----- faults -----------------------------------------------------------------------------

@@ -455,7 +455,9 @@ impl Raft {
                 l.last_ack.insert(from.to_string(), seq);
             }
         }
-        if let Some(&(_, sent_at)) = l.sent_at.iter().find(|(s, _)| *s == seq) {
+        // Rounds are numbered consecutively, so a round's place in `sent_at` follows from its seq.
+        let sent = l.sent_at.front().and_then(|&(first, _)| l.sent_at.get(usize::try_from(seq.checked_sub(first)?).ok()?));
+        if let Some(&(_, sent_at)) = sent.filter(|(s, _)| *s == seq) {
             let sample = now.saturating_sub(sent_at);
             match l.round_trips.get_mut(from) {
                 Some(r) => r.update(sample),

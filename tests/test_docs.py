@@ -73,8 +73,9 @@ def test_the_module_and_extra_modules_have_docstrings():
 
 @pytest.mark.parametrize("cls", [quorate.Status, quorate.PeerStatus])
 def test_every_field_of_the_status_classes_is_described_in_its_docstring(cls):
-    doc = cls.__doc__ or ""
-    described = set(re.findall(r"^\s{8}(\w+):", doc, re.M))
+    # cleandoc: Python 3.13 strips docstrings' common indentation at compile time, 3.11 does not.
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    described = set(re.findall(r"^\s{4}(\w+):", doc, re.M))
     fields = {f.name for f in dataclasses.fields(cls)}
     assert fields <= described, f"{cls.__name__} fields missing from its Attributes section: {fields - described}"
 

@@ -285,6 +285,8 @@ def test_a_blocking_callback_delays_only_later_callbacks(quorate_cluster):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="this platform has no fork()")
+# Forking a threaded process is the very case under test (Python 3.12+ warns of it).
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_cannot_use_the_parents_node_but_can_make_its_own(quorate_cluster):
     c = quorate_cluster(1)
     leader = c.wait_for_leader(ELECT)

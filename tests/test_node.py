@@ -350,6 +350,8 @@ def test_stop_is_idempotent_and_start_after_stop_restarts(quorate_cluster):
     assert n.wait_for_leader(ELECT) == "n1"
 
 
+# Forking a threaded process is the very case under test (Python 3.12+ warns of it).
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_gets_a_clear_error(quorate_cluster):
     if not hasattr(os, "fork"):
         pytest.skip("this platform has no fork()")

@@ -52,15 +52,12 @@ _DISPATCH_SLICE = 1.0
 
 _live_nodes: "weakref.WeakSet[Node]" = weakref.WeakSet()
 
-# Bumped in every child that os.fork() makes: a Node remembers the generation it was made in, and
-# refuses to be used in another (its runtime threads did not survive the fork).
-_fork_generation = 0
-
 
 def _after_fork_in_child() -> None:
-    global _fork_generation, _log_forwarder
-    _fork_generation += 1
-    _forked()  # the Rust side checks it too, in the hot getters
+    global _log_forwarder
+    # One fork generation, kept in Rust: a Node made in another generation refuses to be used
+    # (its runtime threads did not survive the fork), in Python calls and Rust getters alike.
+    _forked()
     _live_nodes.clear()  # the parent's nodes are the parent's: never stop them from here
     _log_forwarder = None
 
@@ -500,18 +497,12 @@ class Node:
         self._lifecycle = threading.RLock()
         self._dispatcher: Optional[threading.Thread] = None
         self._leadership: Optional[Leadership] = None
-        self._generation = _fork_generation
-        self._pid = os.getpid()
         self.faults = Faults(self)
 
     # ----- lifecycle ---------------------------------------------------------------------------
 
     def _check_process(self) -> None:
-        if self._generation != _fork_generation:
-            raise QuorateError(
-                f"node {self._core.node_id!r} was created in process {self._pid}, before a fork(); a forked "
-                "child cannot use it (its runtime threads did not survive the fork): create the Node after the fork"
-            )
+        self._core.check_process()
 
     def start(self) -> "Node":
         """Starts the node (or restarts it from data_dir after `stop()`/`crash()`).
@@ -568,7 +559,7 @@ class Node:
 
     def __del__(self) -> None:
         try:
-            if self._generation == _fork_generation and self._core.running:
+            if not self._core.forked and self._core.running:
                 self._core.crash()
         except Exception:
             pass

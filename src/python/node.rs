@@ -370,6 +370,17 @@ impl PyNodeCore {
         Ok(leader.map(|l| l.unwrap_or_else(|id| PyString::new(py, &id).unbind())))
     }
 
+    /// QuorateError if this process is a child forked after the node was made.
+    fn check_process(&self) -> PyResult<()> {
+        self.same_process()
+    }
+
+    /// True in a child forked after the node was made (where it cannot be used).
+    #[getter]
+    fn forked(&self) -> bool {
+        self.same_process().is_err()
+    }
+
     /// Leader and its lease holds. QuorateError in a forked child.
     #[getter]
     fn is_leader(&self) -> PyResult<bool> {

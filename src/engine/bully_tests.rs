@@ -4,30 +4,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use super::test_support::{booted, config, ms, sends};
 
 fn cfg(id: &str, members: &[&str]) -> Config {
-    Config::new(id, members.iter().copied(), Timing::default(), 7).unwrap().with_algorithm(Algorithm::Bully).unwrap()
+    config(Algorithm::Bully, id, members)
 }
 
-/// A booted engine (its clock started at 0).
 fn node(id: &str, members: &[&str]) -> Engine {
-    let mut e = Engine::new(cfg(id, members), HardState::default());
-    assert!(e.tick(Duration::ZERO).is_empty(), "a fresh node does nothing at boot");
-    e
-}
-
-fn sends(outputs: &[Output]) -> Vec<(String, Message)> {
-    outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Send { to, message } => Some((to.clone(), message.clone())),
-            _ => None,
-        })
-        .collect()
+    booted(Algorithm::Bully, id, members)
 }
 
 fn events(outputs: &[Output]) -> Vec<(EventKind, Option<DemoteReason>)> {

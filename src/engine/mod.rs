@@ -35,6 +35,8 @@ mod bully_tests;
 #[cfg(test)]
 mod raft_tests;
 #[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
 mod ring_tests;
 
 use std::time::Duration;

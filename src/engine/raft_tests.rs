@@ -6,12 +6,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use super::*;
+use super::test_support::{ms, sends};
 
 const IDS: [&str; 5] = ["a", "b", "c", "d", "e"];
-
-fn ms(x: u64) -> Duration {
-    Duration::from_millis(x)
-}
 
 fn timing(pre_vote: bool, check_quorum: bool) -> Timing {
     Timing { pre_vote, check_quorum, ..Timing::default() }
@@ -26,15 +23,6 @@ fn node_with(id: &str, n: usize, t: Timing, hard: HardState) -> Raft {
 
 fn node(id: &str, n: usize) -> Raft {
     node_with(id, n, timing(false, true), HardState::default())
-}
-
-fn sends(outs: &[Output]) -> Vec<(String, Message)> {
-    outs.iter()
-        .filter_map(|o| match o {
-            Output::Send { to, message } => Some((to.clone(), message.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 fn events(outs: &[Output]) -> Vec<EventKind> {

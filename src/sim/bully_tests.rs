@@ -3,11 +3,9 @@
 use std::time::Duration;
 
 use super::*;
+use super::tests::numbered_sim;
+use crate::engine::test_support::ms;
 use crate::engine::Algorithm;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 #[test]
 fn the_top_priority_coordinates_whatever_its_id() {
@@ -18,15 +16,9 @@ fn the_top_priority_coordinates_whatever_its_id() {
     assert_eq!(sim.run_until_leader(Duration::from_secs(5)).as_deref(), Some("n2"));
 }
 
-fn bully_sim(members: usize, seed: u64) -> Simulation {
-    let mut sc = SimConfig::numbered(members, seed);
-    sc.algorithm = Algorithm::Bully;
-    Simulation::new(sc).unwrap()
-}
-
 #[test]
 fn the_highest_live_rank_coordinates_after_a_crash_and_takes_over_when_it_recovers() {
-    let mut sim = bully_sim(5, 11);
+    let mut sim = numbered_sim(Algorithm::Bully, 5, 11);
     assert_eq!(sim.run_until_leader(Duration::from_secs(5)).as_deref(), Some("n5"));
     sim.run_for(ms(100));
     let first = sim.status("n5").unwrap().fencing_token.unwrap();
@@ -47,7 +39,7 @@ fn the_highest_live_rank_coordinates_after_a_crash_and_takes_over_when_it_recove
 /// coordinator's epoch is higher, so a store that has seen it refuses the stale coordinator.
 #[test]
 fn a_partition_gives_two_coordinators_at_once_and_fencing_tokens_order_them() {
-    let mut sim = bully_sim(5, 2);
+    let mut sim = numbered_sim(Algorithm::Bully, 5, 2);
     assert_eq!(sim.run_until_leader(Duration::from_secs(5)).as_deref(), Some("n5"));
     sim.run_for(ms(100));
     let stale = sim.status("n5").unwrap().fencing_token.unwrap();

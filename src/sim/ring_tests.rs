@@ -3,21 +3,13 @@
 use std::time::Duration;
 
 use super::*;
+use super::tests::numbered_sim;
+use crate::engine::test_support::ms;
 use crate::engine::Algorithm;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn ring_sim(members: usize, seed: u64) -> Simulation {
-    let mut sc = SimConfig::numbered(members, seed);
-    sc.algorithm = Algorithm::Ring;
-    Simulation::new(sc).unwrap()
-}
 
 #[test]
 fn the_highest_live_rank_coordinates_fails_over_and_takes_over_again_when_it_recovers() {
-    let mut sim = ring_sim(5, 11);
+    let mut sim = numbered_sim(Algorithm::Ring, 5, 11);
     assert_eq!(sim.run_until_leader(Duration::from_secs(5)).as_deref(), Some("n5"));
     sim.run_for(ms(100));
     let first = sim.status("n5").unwrap().fencing_token.unwrap();
@@ -46,7 +38,7 @@ fn the_top_priority_coordinates_whatever_its_id() {
 /// its own coordinator; the fencing tokens order them.
 #[test]
 fn a_partition_gives_two_coordinators_at_once_and_fencing_tokens_order_them() {
-    let mut sim = ring_sim(5, 2);
+    let mut sim = numbered_sim(Algorithm::Ring, 5, 2);
     assert_eq!(sim.run_until_leader(Duration::from_secs(5)).as_deref(), Some("n5"));
     sim.run_for(ms(100));
     let stale = sim.status("n5").unwrap().fencing_token.unwrap();
@@ -69,7 +61,7 @@ fn a_partition_gives_two_coordinators_at_once_and_fencing_tokens_order_them() {
 #[test]
 fn a_coordinator_crashed_at_once_is_replaced() {
     for seed in 0..20 {
-        let mut sim = ring_sim(5, seed);
+        let mut sim = numbered_sim(Algorithm::Ring, 5, seed);
         let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
         sim.crash(&leader).unwrap();
         let next = sim.run_until_leader(Duration::from_secs(5));

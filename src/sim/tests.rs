@@ -1,7 +1,14 @@
 //! The simulator's own rules: determinism, paused inboxes, crashes and restarts, alternation.
 
 use super::*;
-use crate::engine::Role;
+use crate::engine::{Algorithm, Role};
+
+/// A simulation of `members` nodes n1..nN running `algorithm`, default timing, seeded.
+pub(super) fn numbered_sim(algorithm: Algorithm, members: usize, seed: u64) -> Simulation {
+    let mut sc = SimConfig::numbered(members, seed);
+    sc.algorithm = algorithm;
+    Simulation::new(sc).unwrap()
+}
 
 fn faulty_run(seed: u64) -> (Vec<SimEvent>, Stats) {
     let mut cfg = SimConfig::numbered(5, seed);

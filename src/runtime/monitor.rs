@@ -146,7 +146,7 @@ impl Monitor {
         let mut members: usize = 1;
         for (id, p) in peers {
             members += 1;
-            let silent = p.last_contact.map_or(true, |t| now.saturating_duration_since(t) > patience);
+            let silent = p.last_contact.is_none_or(|t| now.saturating_duration_since(t) > patience);
             if !p.connected && silent {
                 out.push(format!("peer {id:?} unreachable for longer than the election timeout"));
             }

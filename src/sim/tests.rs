@@ -138,7 +138,7 @@ fn a_crashed_node_restarts_from_its_persisted_term_and_vote() {
 }
 
 /// A simulation whose every message takes exactly `latency_ms`.
-fn fixed_latency(count: usize, seed: u64, latency_ms: u64, algorithm: crate::engine::Algorithm) -> Simulation {
+fn fixed_latency(count: usize, seed: u64, latency_ms: u64, algorithm: Algorithm) -> Simulation {
     let mut cfg = SimConfig::numbered(count, seed);
     cfg.latency = (Duration::from_millis(latency_ms), Duration::from_millis(latency_ms));
     cfg.algorithm = algorithm;

@@ -43,8 +43,11 @@ _WAIT_SLICE = 0.1
 _IDLE_SLICE = 1.0
 
 
-def _wait_slice() -> float:
-    return _WAIT_SLICE if threading.current_thread() is threading.main_thread() else _IDLE_SLICE
+def _next_wait(deadline: Optional[float]) -> float:
+    """Seconds the next slice of a blocking wait may sleep: one slice, or what is left before
+    `deadline` (a time.monotonic() value; <= 0 once it passed)."""
+    slice_ = _WAIT_SLICE if threading.current_thread() is threading.main_thread() else _IDLE_SLICE
+    return slice_ if deadline is None else min(slice_, deadline - time.monotonic())
 
 
 # The dispatcher's wait per round: a stop wakes it at once, so this only bounds idle wake-ups.
@@ -268,8 +271,7 @@ class Subscription:
             while not self._events:
                 if self._closed:
                     raise SubscriptionClosed("Subscription.get: the subscription is closed and has no event left")
-                slice_ = _wait_slice()
-                remaining = slice_ if deadline is None else min(slice_, deadline - time.monotonic())
+                remaining = _next_wait(deadline)
                 if remaining <= 0:
                     raise TimeoutError("no event within the timeout")
                 self._cond.wait(remaining)
@@ -672,8 +674,7 @@ class Node:
                 return value
             if stop_ends and not core.running:
                 raise self._stopped_error(what)
-            slice_ = _wait_slice()
-            remaining = slice_ if deadline is None else min(slice_, deadline - time.monotonic())
+            remaining = _next_wait(deadline)
             if remaining <= 0:
                 raise TimeoutError(f"{what} within {timeout} s")
             core.wait_changed(seen, remaining)

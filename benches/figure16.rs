@@ -54,7 +54,18 @@ fn row(label: &str, min_ms: u64, max_ms: u64, paper_setup: bool) {
 fn main() {
     println!("| election timeout (ms) | mean | median | p90 | p99 | max | trials | no leader | wall |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    for (lo, hi) in [(150, 150), (150, 151), (150, 155), (150, 175), (150, 200), (150, 300), (12, 24), (25, 50), (50, 100), (100, 200)] {
+    for (lo, hi) in [
+        (150, 150),
+        (150, 151),
+        (150, 155),
+        (150, 175),
+        (150, 200),
+        (150, 300),
+        (12, 24),
+        (25, 50),
+        (50, 100),
+        (100, 200),
+    ] {
         row(&format!("{lo}-{hi}"), lo, hi, true);
     }
     row("150-300, pre-vote + check-quorum", 150, 300, false);

@@ -230,7 +230,10 @@ impl Faults {
 /// The cuts a group partition makes at each member: `groups` cannot reach one another, and the
 /// members named in no group form one more group together. One function for every partition
 /// (the simulator's and LocalCluster's), so a bad grouping reads the same everywhere.
-pub fn group_partition(members: &[NodeId], groups: &[Vec<NodeId>]) -> Result<BTreeMap<NodeId, BTreeSet<NodeId>>, ConfigError> {
+pub fn group_partition(
+    members: &[NodeId],
+    groups: &[Vec<NodeId>],
+) -> Result<BTreeMap<NodeId, BTreeSet<NodeId>>, ConfigError> {
     let rest = groups.len();
     let mut group_of: BTreeMap<&NodeId, usize> = members.iter().map(|m| (m, rest)).collect();
     for (g, group) in groups.iter().enumerate() {

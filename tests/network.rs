@@ -52,8 +52,15 @@ fn wait_for(what: &str, mut f: impl FnMut() -> Option<String>) -> String {
 #[test]
 fn three_nodes_elect_one_leader_and_fail_over_when_it_crashes() {
     let cfgs = configs(&["a", "b", "c"], Some(b"0123456789abcdef"), "net-test");
-    let mut nodes: Vec<(String, RunningNode)> =
-        cfgs.into_iter().map(|c| (c.engine.id.clone(), { let s = quorate::runtime::new_shared(&c); RunningNode::start(c, s).unwrap() })).collect();
+    let mut nodes: Vec<(String, RunningNode)> = cfgs
+        .into_iter()
+        .map(|c| {
+            (c.engine.id.clone(), {
+                let s = quorate::runtime::new_shared(&c);
+                RunningNode::start(c, s).unwrap()
+            })
+        })
+        .collect();
     let first = wait_for("a first leader", || agreed_leader(&nodes));
     let first_term = nodes.iter().find(|(id, _)| *id == first).unwrap().1.shared.read().term;
 
@@ -79,8 +86,15 @@ fn a_node_with_the_wrong_secret_or_cluster_never_joins_nor_changes_terms() {
     let mut cfgs2 = configs(&["a", "b", "c"], None, "net-auth");
     cfgs2[2].cluster = "another-cluster".to_string();
     for cfgs in [cfgs, cfgs2] {
-        let nodes: Vec<(String, RunningNode)> =
-            cfgs.into_iter().map(|c| (c.engine.id.clone(), { let s = quorate::runtime::new_shared(&c); RunningNode::start(c, s).unwrap() })).collect();
+        let nodes: Vec<(String, RunningNode)> = cfgs
+            .into_iter()
+            .map(|c| {
+                (c.engine.id.clone(), {
+                    let s = quorate::runtime::new_shared(&c);
+                    RunningNode::start(c, s).unwrap()
+                })
+            })
+            .collect();
         let (good, bad) = nodes.split_at(2);
         let leader = wait_for("the two good nodes to elect", || agreed_leader(good));
         std::thread::sleep(Duration::from_secs(1));
@@ -89,7 +103,8 @@ fn a_node_with_the_wrong_secret_or_cluster_never_joins_nor_changes_terms() {
         assert_ne!(bad_snap.leader.as_deref(), Some(leader.as_str()), "the outsider never learns the leader");
         let good_terms: Vec<u64> = good.iter().map(|(_, n)| n.shared.read().term).collect();
         assert!(good_terms.iter().all(|t| *t <= 2), "terms stayed low: {good_terms:?}");
-        let rejected: u64 = nodes.iter().map(|(_, n)| n.shared.counters.messages_rejected.load(Ordering::Relaxed)).sum();
+        let rejected: u64 =
+            nodes.iter().map(|(_, n)| n.shared.counters.messages_rejected.load(Ordering::Relaxed)).sum();
         assert!(rejected > 0, "the refused handshakes were counted");
         for (_, mut n) in nodes {
             n.stop(false, Duration::from_secs(5));
@@ -107,7 +122,10 @@ fn a_forged_frame_with_an_absurd_term_is_refused_and_counted() {
 
     let cfgs = configs(&["a", "b", "c"], None, "forge-test");
     let target = cfgs[0].clone();
-    let node = { let s = quorate::runtime::new_shared(&target); RunningNode::start(target.clone(), s).unwrap() };
+    let node = {
+        let s = quorate::runtime::new_shared(&target);
+        RunningNode::start(target.clone(), s).unwrap()
+    };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let stream = tokio::net::TcpStream::connect(&target.bind).await.unwrap();
@@ -145,7 +163,11 @@ mod hardened_accept {
     }
 
     /// Hello and Welcome as peer `from` would do them; Ready only if `ready`.
-    async fn handshake(addr: &str, from: &str, ready: bool) -> Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec> {
+    async fn handshake(
+        addr: &str,
+        from: &str,
+        ready: bool,
+    ) -> Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec> {
         let stream = TcpStream::connect(addr).await.unwrap();
         let mut framed = Framed::new(stream, wire::codec());
         let auth = Auth::new(Some(SECRET.to_vec()));
@@ -161,7 +183,10 @@ mod hardened_accept {
     }
 
     /// Whether the node closes the connection within `limit`.
-    async fn closed_within(framed: &mut Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>, limit: Duration) -> bool {
+    async fn closed_within(
+        framed: &mut Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
+        limit: Duration,
+    ) -> bool {
         matches!(tokio::time::timeout(limit, framed.next()).await, Ok(None) | Ok(Some(Err(_))))
     }
 

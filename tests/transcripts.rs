@@ -129,8 +129,12 @@ fn describe(m: &Message) -> String {
         Message::Coordinator { epoch } => format!("coordinator epoch={epoch}"),
         Message::Alive { epoch, seq } => format!("alive epoch={epoch} seq={seq}"),
         Message::AliveAck { epoch, seq } => format!("alive_ack epoch={epoch} seq={seq}"),
-        Message::RingElection { epoch, candidate, hop } => format!("ring_election epoch={epoch} candidate={candidate} hop={hop}"),
-        Message::RingCoordinator { epoch, leader, hop } => format!("ring_coordinator epoch={epoch} leader={leader} hop={hop}"),
+        Message::RingElection { epoch, candidate, hop } => {
+            format!("ring_election epoch={epoch} candidate={candidate} hop={hop}")
+        }
+        Message::RingCoordinator { epoch, leader, hop } => {
+            format!("ring_coordinator epoch={epoch} leader={leader} hop={hop}")
+        }
         Message::RingAck { hop } => format!("ring_ack hop={hop}"),
         Message::RingAlive { epoch, seq } => format!("ring_alive epoch={epoch} seq={seq}"),
         Message::RingAliveAck { epoch, seq } => format!("ring_alive_ack epoch={epoch} seq={seq}"),
@@ -170,11 +174,20 @@ impl Net {
         self.nodes.insert(id.to_string(), Some(raft));
         self.carry_out(id, outputs, "", log);
         let deadline = self.node(id).next_deadline().expect("clock started");
-        log.line(format!("{id}: booted at {}, term={}, election timeout at {}", secs(self.now), self.hard[id].term, secs(deadline)));
+        log.line(format!(
+            "{id}: booted at {}, term={}, election timeout at {}",
+            secs(self.now),
+            self.hard[id].term,
+            secs(deadline)
+        ));
     }
 
     fn node(&mut self, id: &str) -> &mut Engine {
-        self.nodes.get_mut(id).unwrap_or_else(|| panic!("no node {id:?}")).as_mut().unwrap_or_else(|| panic!("{id} is down"))
+        self.nodes
+            .get_mut(id)
+            .unwrap_or_else(|| panic!("no node {id:?}"))
+            .as_mut()
+            .unwrap_or_else(|| panic!("{id} is down"))
     }
 
     fn deadline(&self, id: &str) -> Duration {
@@ -278,8 +291,12 @@ impl Net {
             let at = secs(self.deadline(id));
             log.line(match r.role() {
                 Role::Leader => format!("{id}: leader, next deadline at {at}"),
-                Role::Candidate if self.algorithm == Algorithm::Bully => format!("{id}: candidate, waits for ok until {at}"),
-                Role::Candidate if self.algorithm == Algorithm::Ring => format!("{id}: participant, next deadline at {at}"),
+                Role::Candidate if self.algorithm == Algorithm::Bully => {
+                    format!("{id}: candidate, waits for ok until {at}")
+                }
+                Role::Candidate if self.algorithm == Algorithm::Ring => {
+                    format!("{id}: participant, next deadline at {at}")
+                }
                 _ => format!("{id}: election timeout at {at}"),
             });
         }
@@ -307,7 +324,8 @@ impl Net {
                 let mut pending = names.clone();
                 while !pending.is_empty() {
                     // The earliest deadline first, so the clock never jumps past one it then fires late.
-                    let (at, i) = pending.iter().enumerate().map(|(i, id)| (self.deadline(id), i)).min().expect("not empty");
+                    let (at, i) =
+                        pending.iter().enumerate().map(|(i, id)| (self.deadline(id), i)).min().expect("not empty");
                     let id = pending.remove(i);
                     self.now = self.now.max(at);
                     if stamped {
@@ -380,9 +398,9 @@ impl Net {
             "deliver" => {
                 let from: Option<String> = tc.try_take_arg("from").expect("from=A");
                 let to: Option<String> = tc.try_take_arg("to").expect("to=B");
-                let (batch, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
-                    .into_iter()
-                    .partition(|f| from.as_ref().is_none_or(|x| *x == f.from) && to.as_ref().is_none_or(|x| *x == f.to));
+                let (batch, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight).into_iter().partition(|f| {
+                    from.as_ref().is_none_or(|x| *x == f.from) && to.as_ref().is_none_or(|x| *x == f.to)
+                });
                 self.in_flight.extend(later);
                 for flight in batch {
                     self.deliver_one(flight, &mut log);

@@ -34,7 +34,10 @@ use tokio_util::codec::{Decoder, Framed};
 const SECRET: &[u8] = b"0123456789abcdef-fuzz";
 
 fn cases(default: u32, divisor: u32) -> u32 {
-    std::env::var("QUORATE_FUZZ_CASES").ok().and_then(|v| v.parse::<u32>().ok()).map_or(default, |n| (n / divisor).max(1))
+    std::env::var("QUORATE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .map_or(default, |n| (n / divisor).max(1))
 }
 
 fn config(default: u32) -> ProptestConfig {
@@ -53,8 +56,16 @@ fn members() -> Vec<String> {
 
 fn arb_message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (any::<u64>(), any::<bool>(), any::<bool>()).prop_map(|(term, pre_vote, transfer)| Message::Vote { term, pre_vote, transfer }),
-        (any::<u64>(), any::<bool>(), any::<bool>()).prop_map(|(term, granted, pre_vote)| Message::VoteResponse { term, granted, pre_vote }),
+        (any::<u64>(), any::<bool>(), any::<bool>()).prop_map(|(term, pre_vote, transfer)| Message::Vote {
+            term,
+            pre_vote,
+            transfer
+        }),
+        (any::<u64>(), any::<bool>(), any::<bool>()).prop_map(|(term, granted, pre_vote)| Message::VoteResponse {
+            term,
+            granted,
+            pre_vote
+        }),
         (any::<u64>(), any::<u64>()).prop_map(|(term, seq)| Message::Heartbeat { term, seq }),
         (any::<u64>(), any::<u64>()).prop_map(|(term, seq)| Message::HeartbeatResponse { term, seq }),
         any::<u64>().prop_map(|term| Message::TimeoutNow { term }),
@@ -294,7 +305,8 @@ fn free_port() -> u16 {
 /// Member "a" of a, b, c; b and c never run, so a stays at term 0 by itself (pre-vote).
 fn lone_node(secret: Option<&[u8]>, cluster: &str) -> (NodeConfig, RunningNode) {
     let ids = ["a", "b", "c"];
-    let addresses: BTreeMap<String, String> = ids.iter().map(|id| (id.to_string(), format!("127.0.0.1:{}", free_port()))).collect();
+    let addresses: BTreeMap<String, String> =
+        ids.iter().map(|id| (id.to_string(), format!("127.0.0.1:{}", free_port()))).collect();
     let cfg = NodeConfig {
         engine: Config::new("a", ids, Timing::default(), 7).unwrap(),
         bind: addresses["a"].clone(),
@@ -327,14 +339,21 @@ fn arb_script(secret: bool) -> BoxedStrategy<Script> {
     let garbage = prop_oneof![
         prop::collection::vec(any::<u8>(), 0..2048).prop_map(Script::Raw),
         prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..6).prop_map(Script::Framed),
-        ((MAX_FRAME_BYTES as u32 + 1)..=u32::MAX, prop::collection::vec(any::<u8>(), 0..64)).prop_map(|(n, b)| Script::Oversized(n, b)),
-        (1u32..=MAX_FRAME_BYTES as u32, prop::collection::vec(any::<u8>(), 0..64)).prop_map(|(n, b)| Script::Truncated(n, b)),
+        ((MAX_FRAME_BYTES as u32 + 1)..=u32::MAX, prop::collection::vec(any::<u8>(), 0..64))
+            .prop_map(|(n, b)| Script::Oversized(n, b)),
+        (1u32..=MAX_FRAME_BYTES as u32, prop::collection::vec(any::<u8>(), 0..64))
+            .prop_map(|(n, b)| Script::Truncated(n, b)),
     ];
     if !secret {
         // Without a secret a mutated handshake may be a genuine one, which may change the term.
         return garbage.boxed();
     }
-    let handshake = (any::<bool>(), 0usize..4, prop::collection::vec(arb_mutation(), 1..5), prop_oneof![Just(5u64), Just(u64::MAX), any::<u64>()])
+    let handshake = (
+        any::<bool>(),
+        0usize..4,
+        prop::collection::vec(arb_mutation(), 1..5),
+        prop_oneof![Just(5u64), Just(u64::MAX), any::<u64>()],
+    )
         .prop_map(|(right_key, which, mutations, term)| Script::Handshake { right_key, which, mutations, term });
     prop_oneof![2 => garbage, 3 => handshake].boxed()
 }
@@ -414,7 +433,10 @@ async fn play(addr: &str, script: &Script) {
             }
             // Something forged was sent: the node closes this connection, soon.
             let closed = tokio::time::timeout(Duration::from_secs(5), framed.next()).await;
-            assert!(matches!(closed, Ok(None) | Ok(Some(Err(_)))), "a forged frame left the connection open: {script:?}");
+            assert!(
+                matches!(closed, Ok(None) | Ok(Some(Err(_)))),
+                "a forged frame left the connection open: {script:?}"
+            );
         }
     }
 }
@@ -442,7 +464,11 @@ fn fuzz_a_running_node(secret: Option<&[u8]>, cluster: &str, default_cases: u32)
     }
     let started = Instant::now();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let mut runner = TestRunner::new(ProptestConfig { cases: cases(default_cases, 10), failure_persistence: None, ..ProptestConfig::default() });
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: cases(default_cases, 10),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
     let played = std::cell::Cell::new(0u64);
     runner
         .run(&arb_script(secret.is_some()), |script| {
@@ -451,7 +477,12 @@ fn fuzz_a_running_node(secret: Option<&[u8]>, cluster: &str, default_cases: u32)
             let s = node.shared.read().clone();
             prop_assert_eq!(s.term, 0, "the term changed after {:?}", script);
             prop_assert_eq!(s.voted_for.clone(), None, "a vote was cast after {:?}", script);
-            prop_assert!(s.role.is_some() && s.health == Health::Ok, "the node stopped after {:?}: {:?}", script, s.health);
+            prop_assert!(
+                s.role.is_some() && s.health == Health::Ok,
+                "the node stopped after {:?}: {:?}",
+                script,
+                s.health
+            );
             prop_assert!(node.shared.failure().is_none(), "the engine task died after {:?}", script);
             Ok(())
         })
@@ -460,7 +491,11 @@ fn fuzz_a_running_node(secret: Option<&[u8]>, cluster: &str, default_cases: u32)
     std::thread::sleep(Duration::from_millis(300));
     let s = node.shared.read().clone();
     assert_eq!((s.term, s.voted_for.clone()), (0, None), "term and vote unchanged");
-    assert!(node.shared.failure().is_none() && node.shared.is_running(), "the node still runs: {:?}", node.shared.failure());
+    assert!(
+        node.shared.failure().is_none() && node.shared.is_running(),
+        "the node still runs: {:?}",
+        node.shared.failure()
+    );
     assert!(rt.block_on(genuine_handshake_works(&addr, secret, cluster)), "a genuine peer still gets in");
     let refused: u64 = node.shared.counters.rejected_by_reason().values().sum();
     assert!(refused > 0, "refusals are counted");

@@ -57,8 +57,8 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
-use super::outbox::{random_timeout, Outbox};
 use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
+use super::outbox::{random_timeout, Outbox};
 use super::raft::MAX_TERM_AHEAD;
 use super::{Role, State, TransferError};
 

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::*;
 use super::test_support::{booted, config, ms, sends};
+use super::*;
 
 fn cfg(id: &str, members: &[&str]) -> Config {
     config(Algorithm::Bully, id, members)
@@ -85,10 +85,7 @@ fn an_ok_makes_the_candidate_wait_for_a_coordinator_then_start_over() {
 fn a_live_higher_rank_answers_election_with_ok_and_takes_the_election_over() {
     let mut b = node("b", &ABC);
     let out = b.step(ms(10), "a", Message::Election { epoch: 0 });
-    assert_eq!(
-        sends(&out),
-        vec![("a".into(), Message::Ok { epoch: 0 }), ("c".into(), Message::Election { epoch: 0 })]
-    );
+    assert_eq!(sends(&out), vec![("a".into(), Message::Ok { epoch: 0 }), ("c".into(), Message::Election { epoch: 0 })]);
     assert_eq!(b.role(), Role::Candidate);
     // A lower rank's ELECTION to a node that does not outrank it is not answered.
     let mut a = node("a", &ABC);
@@ -258,7 +255,10 @@ fn resign_steps_aside_and_the_next_rank_coordinates() {
     e.step(at, "a", Message::AliveAck { epoch: 2, seq: 0 });
     let out = e.resign(at + ms(1));
     assert_eq!(events(&out)[0], (EventKind::Demoted, Some(DemoteReason::Resigned)));
-    assert!(sends(&e.step(at + ms(100), "b", Message::Election { epoch: 2 })).is_empty(), "it keeps out of the election");
+    assert!(
+        sends(&e.step(at + ms(100), "b", Message::Election { epoch: 2 })).is_empty(),
+        "it keeps out of the election"
+    );
     let out = e.step(at + ms(200), "b", Message::Coordinator { epoch: 4 });
     assert_eq!(e.leader().map(String::as_str), Some("b"), "and follows the next rank, preemption suspended");
     assert_eq!(sends(&out), vec![("b".into(), Message::AliveAck { epoch: 4, seq: 0 })]);

@@ -252,12 +252,9 @@ pub fn validate_members(mut members: Vec<NodeId>) -> Result<Vec<NodeId>, ConfigE
 /// Converts a user's float seconds into a Duration, refusing NaN, infinities and negatives.
 pub fn seconds(what: &str, value: f64) -> Result<Duration, ConfigError> {
     if !value.is_finite() || value < 0.0 {
-        return Err(ConfigError::new(format!(
-            "{what}: must be a finite, non-negative number of seconds, got {value}"
-        )));
+        return Err(ConfigError::new(format!("{what}: must be a finite, non-negative number of seconds, got {value}")));
     }
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| ConfigError::new(format!("{what}: {value} seconds is out of range")))
+    Duration::try_from_secs_f64(value).map_err(|_| ConfigError::new(format!("{what}: {value} seconds is out of range")))
 }
 
 #[cfg(test)]

@@ -21,8 +21,13 @@ pub enum VoteAnswer {
 }
 
 impl VoteAnswer {
-    pub const ALL: [VoteAnswer; 5] =
-        [VoteAnswer::Granted, VoteAnswer::StaleTerm, VoteAnswer::AlreadyVoted, VoteAnswer::LeaderKnown, VoteAnswer::InLease];
+    pub const ALL: [VoteAnswer; 5] = [
+        VoteAnswer::Granted,
+        VoteAnswer::StaleTerm,
+        VoteAnswer::AlreadyVoted,
+        VoteAnswer::LeaderKnown,
+        VoteAnswer::InLease,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -15,44 +15,88 @@ pub enum Message {
     /// RequestVote. A pre-vote carries the term the candidate would campaign at without raising its
     /// own (thesis 9.6); `transfer` marks the campaign a `TimeoutNow` started, which voters grant
     /// despite their leader's lease because that leader gave it up.
-    Vote { term: Term, pre_vote: bool, transfer: bool },
-    VoteResponse { term: Term, granted: bool, pre_vote: bool },
+    Vote {
+        term: Term,
+        pre_vote: bool,
+        transfer: bool,
+    },
+    VoteResponse {
+        term: Term,
+        granted: bool,
+        pre_vote: bool,
+    },
     /// An empty AppendEntries: the leader's liveness signal, numbered so acks can be matched to the
     /// round (and its send time) that earns the lease.
-    Heartbeat { term: Term, seq: u64 },
-    HeartbeatResponse { term: Term, seq: u64 },
+    Heartbeat {
+        term: Term,
+        seq: u64,
+    },
+    HeartbeatResponse {
+        term: Term,
+        seq: u64,
+    },
     /// Tells the receiver to start an election at once (leadership transfer, thesis 3.10).
-    TimeoutNow { term: Term },
+    TimeoutNow {
+        term: Term,
+    },
     /// Bully: ELECTION, sent to every higher-ranked member by a node that lost its coordinator (or
     /// preempts a lower-ranked one). `epoch` is the highest epoch the sender has seen.
-    Election { epoch: Term },
+    Election {
+        epoch: Term,
+    },
     /// Bully: OK, a live higher-ranked member's answer to `Election`: it takes the election over,
     /// so the sender waits for a `Coordinator` instead of declaring itself. `epoch`: the answerer's.
-    Ok { epoch: Term },
+    Ok {
+        epoch: Term,
+    },
     /// Bully: COORDINATOR, the winner's announcement to every member. `epoch` is its fencing token,
     /// persisted before this is sent. Acknowledged like heartbeat round 0.
-    Coordinator { epoch: Term },
+    Coordinator {
+        epoch: Term,
+    },
     /// Bully: the coordinator's heartbeat (its liveness signal), numbered from 1 like raft's.
-    Alive { epoch: Term, seq: u64 },
+    Alive {
+        epoch: Term,
+        seq: u64,
+    },
     /// Bully: a follower's acknowledgement of `Coordinator` (seq 0) or `Alive`, which extends the
     /// coordinator's lease. An `epoch` above the coordinator's says its token is stale: it takes a
     /// fresh one.
-    AliveAck { epoch: Term, seq: u64 },
+    AliveAck {
+        epoch: Term,
+        seq: u64,
+    },
     /// Ring: ELECTION, passed to the next live member of the ring (the members ordered by rank),
     /// collecting the highest-ranked `candidate` and the highest `epoch` seen on its way. `hop`
     /// numbers this hop for its `RingAck`.
-    RingElection { epoch: Term, candidate: NodeId, hop: u64 },
+    RingElection {
+        epoch: Term,
+        candidate: NodeId,
+        hop: u64,
+    },
     /// Ring: COORDINATOR, passed once around the ring from the winner; `epoch` is its fencing
     /// token, persisted before this is sent.
-    RingCoordinator { epoch: Term, leader: NodeId, hop: u64 },
+    RingCoordinator {
+        epoch: Term,
+        leader: NodeId,
+        hop: u64,
+    },
     /// Ring: the receipt for one hop. A hop not acknowledged within `heartbeat_interval` is sent
     /// on to the member after the silent one: the ring skips it.
-    RingAck { hop: u64 },
+    RingAck {
+        hop: u64,
+    },
     /// Ring: the coordinator's heartbeat, sent to every member directly (round 0 is the first).
-    RingAlive { epoch: Term, seq: u64 },
+    RingAlive {
+        epoch: Term,
+        seq: u64,
+    },
     /// Ring: its acknowledgement, extending the coordinator's lease; a higher `epoch` says the
     /// coordinator's token is stale.
-    RingAliveAck { epoch: Term, seq: u64 },
+    RingAliveAck {
+        epoch: Term,
+        seq: u64,
+    },
 }
 
 impl Message {

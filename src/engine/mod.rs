@@ -35,16 +35,16 @@ mod bully_tests;
 #[cfg(test)]
 mod raft_tests;
 #[cfg(test)]
-pub(crate) mod test_support;
-#[cfg(test)]
 mod ring_tests;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::time::Duration;
 
+pub use bully::Bully;
 pub use config::{Algorithm, Config, ConfigError, NodeId, Timing};
 pub use measures::{RoundTrip, VoteAnswer, VoteCounts};
 pub use messages::{DemoteReason, Event, EventKind, HardState, Message, Output, Term};
-pub use bully::Bully;
 pub use raft::{Raft, MAX_TERM_AHEAD};
 pub use ring::Ring;
 

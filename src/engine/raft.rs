@@ -35,9 +35,9 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
-use super::outbox::{random_timeout, Outbox};
 use super::measures::{RoundTrip, VoteAnswer, VoteCounts};
 use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
+use super::outbox::{random_timeout, Outbox};
 use super::{Role, State, TransferError};
 
 /// Heartbeat rounds a leader remembers while waiting for acks. Rounds older than the lease are
@@ -47,7 +47,6 @@ const MAX_OPEN_ROUNDS: usize = 64;
 /// How far ahead of ours a message's term may be. Terms grow by one per election; a billion
 /// elections at once is not a peer following the rules.
 pub const MAX_TERM_AHEAD: Term = 1 << 30;
-
 
 /// One heartbeat broadcast, kept until a majority acknowledges it or it is too old to matter.
 #[derive(Debug, Clone)]
@@ -77,7 +76,6 @@ struct Leadership {
     /// Round-trip time to each peer that acknowledged a round of this leadership.
     round_trips: BTreeMap<NodeId, RoundTrip>,
 }
-
 
 #[derive(Debug, Clone)]
 pub struct Raft {
@@ -345,9 +343,7 @@ impl Raft {
     /// newer term; drop everything else.
     fn step_stale(&mut self, from: &str, message: Message) {
         match message {
-            Message::Heartbeat { seq, .. } => {
-                self.send(from, Message::HeartbeatResponse { term: self.term, seq })
-            }
+            Message::Heartbeat { seq, .. } => self.send(from, Message::HeartbeatResponse { term: self.term, seq }),
             Message::Vote { pre_vote, .. } => {
                 self.vote_counts.record(pre_vote, VoteAnswer::StaleTerm);
                 self.send(from, Message::VoteResponse { term: self.term, granted: false, pre_vote })
@@ -360,9 +356,7 @@ impl Raft {
     /// first served; a pre-vote is granted when a real vote would be, without changing anything.
     fn handle_vote_request(&mut self, now: Duration, from: &str, term: Term, pre_vote: bool, transfer: bool) {
         let repeat = !pre_vote && self.voted_for.as_deref() == Some(from);
-        let can_vote = repeat
-            || (self.voted_for.is_none() && self.leader.is_none())
-            || (pre_vote && term > self.term);
+        let can_vote = repeat || (self.voted_for.is_none() && self.leader.is_none()) || (pre_vote && term > self.term);
         if can_vote && !repeat && !transfer && self.in_lease(now) {
             // The disruptive-server rule again: silence, not even a rejection.
             return self.vote_counts.record(pre_vote, VoteAnswer::InLease);
@@ -456,7 +450,8 @@ impl Raft {
             }
         }
         // Rounds are numbered consecutively, so a round's place in `sent_at` follows from its seq.
-        let sent = l.sent_at.front().and_then(|&(first, _)| l.sent_at.get(usize::try_from(seq.checked_sub(first)?).ok()?));
+        let sent =
+            l.sent_at.front().and_then(|&(first, _)| l.sent_at.get(usize::try_from(seq.checked_sub(first)?).ok()?));
         if let Some(&(_, sent_at)) = sent.filter(|(s, _)| *s == seq) {
             let sample = now.saturating_sub(sent_at);
             match l.round_trips.get_mut(from) {
@@ -574,11 +569,7 @@ impl Raft {
     /// `resign` and `shut_down`: hand off to the most caught-up peer, or, alone, just step down.
     fn resign_because(&mut self, now: Duration, why: DemoteReason) {
         let Some(l) = &self.leadership else { return };
-        let best = self
-            .cfg
-            .peers()
-            .max_by_key(|p| (l.last_ack.get(*p).copied(), std::cmp::Reverse(*p)))
-            .cloned();
+        let best = self.cfg.peers().max_by_key(|p| (l.last_ack.get(*p).copied(), std::cmp::Reverse(*p))).cloned();
         match best {
             Some(peer) => self.hand_off(now, peer, why),
             None => self.become_follower(now, self.term, None, Some(why)),
@@ -630,10 +621,8 @@ impl Raft {
     /// within the minimum election timeout, or, as leader, a majority answered that recently.
     fn in_lease(&self, now: Duration) -> bool {
         let promised = self.silent_until.is_some_and(|t| now < t);
-        let leading = self
-            .leadership
-            .as_ref()
-            .is_some_and(|l| now < l.quorum_contact_at + self.cfg.timing.election_timeout.0);
+        let leading =
+            self.leadership.as_ref().is_some_and(|l| now < l.quorum_contact_at + self.cfg.timing.election_timeout.0);
         promised || leading
     }
 

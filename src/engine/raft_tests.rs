@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use super::*;
 use super::test_support::{ms, sends};
+use super::*;
 
 const IDS: [&str; 5] = ["a", "b", "c", "d", "e"];
 
@@ -130,10 +130,13 @@ fn test_5_2_a_follower_whose_timeout_passes_becomes_candidate_votes_for_itself_a
     assert_eq!(r.role(), Role::Candidate);
     assert_eq!(r.hard_state(), HardState { term: 1, voted_for: Some("a".into()) });
     assert_eq!(outs[0], Output::Persist(r.hard_state()), "the vote for itself is durable before any request");
-    let asked: Vec<String> = sends(&outs).into_iter().map(|(to, m)| {
-        assert_eq!(m, vote(1));
-        to
-    }).collect();
+    let asked: Vec<String> = sends(&outs)
+        .into_iter()
+        .map(|(to, m)| {
+            assert_eq!(m, vote(1));
+            to
+        })
+        .collect();
     assert_eq!(asked, vec!["b", "c", "d", "e"]);
     assert_eq!(events(&outs), vec![EventKind::TermChanged, EventKind::ElectionStarted]);
 }
@@ -171,7 +174,8 @@ fn test_5_2_a_candidate_with_votes_from_a_majority_of_all_members_wins() {
             if i + 1 == n / 2 {
                 // The win makes it leader; `elected` waits until a majority acknowledges a round.
                 assert_eq!(events(&outs), vec![EventKind::LeaderChanged]);
-                let heartbeats = sends(&outs).iter().filter(|(_, m)| matches!(m, Message::Heartbeat { term: 1, .. })).count();
+                let heartbeats =
+                    sends(&outs).iter().filter(|(_, m)| matches!(m, Message::Heartbeat { term: 1, .. })).count();
                 assert_eq!(heartbeats, n - 1, "a new leader asserts itself at once");
             }
         }
@@ -198,7 +202,11 @@ fn test_5_2_one_vote_per_term_first_come_first_served() {
     let outs = r.step(ms(201), "c", vote(1));
     assert_eq!(sends(&outs), vec![("c".into(), Message::VoteResponse { term: 1, granted: false, pre_vote: false })]);
     let outs = r.step(ms(202), "b", vote(1));
-    assert_eq!(sends(&outs), vec![("b".into(), granted(1))], "a repeated request from the same candidate is granted again");
+    assert_eq!(
+        sends(&outs),
+        vec![("b".into(), granted(1))],
+        "a repeated request from the same candidate is granted again"
+    );
     assert!(!outs.iter().any(|o| matches!(o, Output::Persist(_))), "nothing new to persist");
 }
 
@@ -393,7 +401,8 @@ fn deliver_all(g: &mut BTreeMap<String, Raft>, now: Duration, from: &str, outs: 
 
 #[test]
 fn test_3_10_a_hand_off_elects_its_target_while_no_election_timer_is_due() {
-    let cases = [3, 5].into_iter().flat_map(|n| ["resign", "shut_down", "transfer_leadership"].map(move |how| (n, how)));
+    let cases =
+        [3, 5].into_iter().flat_map(|n| ["resign", "shut_down", "transfer_leadership"].map(move |how| (n, how)));
     for (n, how) in cases {
         // The first leader wins by its own timeout, the earliest in the group; every vote and
         // heartbeat then re-arms the others' timers from that instant.
@@ -429,11 +438,16 @@ fn test_3_10_a_hand_off_elects_its_target_while_no_election_timer_is_due() {
         assert!(r.is_leader(t1) && !g[&first].is_leader(t1), "{n} {how}");
         assert!(g.values().all(|r| r.leader() == Some(&target)), "{n} {how}: everyone follows {target}");
         assert_eq!(delivered[0], (first.clone(), target.clone(), Message::TimeoutNow { term: 1 }), "{n} {how}");
-        let started: Vec<&String> = kinds.iter().filter(|(_, k)| *k == EventKind::ElectionStarted).map(|(id, _)| id).collect();
+        let started: Vec<&String> =
+            kinds.iter().filter(|(_, k)| *k == EventKind::ElectionStarted).map(|(id, _)| id).collect();
         assert_eq!(started, vec![&target], "{n} {how}: one campaign, the target's");
-        let votes: Vec<&Message> = delivered.iter().filter(|(_, _, m)| matches!(m, Message::Vote { .. })).map(|(_, _, m)| m).collect();
+        let votes: Vec<&Message> =
+            delivered.iter().filter(|(_, _, m)| matches!(m, Message::Vote { .. })).map(|(_, _, m)| m).collect();
         assert_eq!(votes.len(), n - 1, "{n} {how}");
-        assert!(votes.iter().all(|m| **m == Message::Vote { term: 2, pre_vote: false, transfer: true }), "{n} {how}: {votes:?}");
+        assert!(
+            votes.iter().all(|m| **m == Message::Vote { term: 2, pre_vote: false, transfer: true }),
+            "{n} {how}: {votes:?}"
+        );
     }
 }
 
@@ -554,7 +568,8 @@ fn test_elected_and_demoted_alternate_across_leaderships() {
         kinds.extend(events(&outs));
         reasons.extend(demotions(&outs));
     }
-    let alternating: Vec<_> = kinds.into_iter().filter(|k| matches!(k, EventKind::Elected | EventKind::Demoted)).collect();
+    let alternating: Vec<_> =
+        kinds.into_iter().filter(|k| matches!(k, EventKind::Elected | EventKind::Demoted)).collect();
     assert_eq!(alternating.len(), 10);
     for pair in alternating.chunks(2) {
         assert_eq!(pair, [EventKind::Elected, EventKind::Demoted]);
@@ -851,7 +866,16 @@ fn test_every_vote_request_is_counted_once_with_its_answer() {
         .flat_map(|pre| super::measures::VoteAnswer::ALL.map(|a| (pre, a.name(), v.get(pre, a))))
         .filter(|(_, _, n)| *n > 0)
         .collect();
-    assert_eq!(got, vec![(false, "granted", 2), (false, "stale_term", 1), (false, "already_voted", 1), (false, "in_lease", 1), (true, "in_lease", 1)]);
+    assert_eq!(
+        got,
+        vec![
+            (false, "granted", 2),
+            (false, "stale_term", 1),
+            (false, "already_voted", 1),
+            (false, "in_lease", 1),
+            (true, "in_lease", 1)
+        ]
+    );
     assert_eq!(v.get(false, LeaderKnown), 0);
     // Past c's lease, a pre-vote at c's own term is refused because b knows its leader.
     r.step(ms(400), "b", Message::Vote { term: 2, pre_vote: true, transfer: false });

@@ -39,8 +39,8 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
-use super::outbox::{random_timeout, Outbox};
 use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
+use super::outbox::{random_timeout, Outbox};
 use super::raft::MAX_TERM_AHEAD;
 use super::{Role, State, TransferError};
 
@@ -245,7 +245,8 @@ impl Ring {
     /// a dead coordinator) has gone round: it is dropped rather than sent round again.
     fn tick_hops(&mut self, now: Duration) {
         let due: Vec<Hop> = {
-            let (due, open): (Vec<Hop>, Vec<Hop>) = std::mem::take(&mut self.hops).into_iter().partition(|h| now >= h.deadline);
+            let (due, open): (Vec<Hop>, Vec<Hop>) =
+                std::mem::take(&mut self.hops).into_iter().partition(|h| now >= h.deadline);
             self.hops = open;
             due
         };
@@ -465,8 +466,13 @@ impl Ring {
         self.abstain_until = None;
         self.leader_contact = None;
         self.enter(epoch, Some(self.cfg.id.clone()));
-        self.coordination =
-            Some(Coordination { next_seq: 0, heartbeat_deadline: now, rounds: Vec::new(), since: now, lease_expiry: None });
+        self.coordination = Some(Coordination {
+            next_seq: 0,
+            heartbeat_deadline: now,
+            rounds: Vec::new(),
+            since: now,
+            lease_expiry: None,
+        });
         let me = self.cfg.id.clone();
         self.pass_on(now, Message::RingCoordinator { epoch, leader: me, hop: 0 });
         self.broadcast_round(now);

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::*;
 use super::test_support::{booted, config, ms, sends};
+use super::*;
 
 fn cfg(id: &str, members: &[&str]) -> Config {
     config(Algorithm::Ring, id, members)
@@ -72,7 +72,11 @@ fn chang_roberts_ones_own_name_back_wins_and_coordinator_circulates_once() {
     let mut d = node("d", &ABCD);
     fire(&mut d);
     let out = d.step(ms(400), "c", election(0, "d", 5));
-    assert_eq!(out[0], Output::Persist(HardState { term: 3, voted_for: None }), "d's epochs are 3 mod 4: persisted first");
+    assert_eq!(
+        out[0],
+        Output::Persist(HardState { term: 3, voted_for: None }),
+        "d's epochs are 3 mod 4: persisted first"
+    );
     let s = sends(&out);
     assert!(s.contains(&("a".into(), Message::RingCoordinator { epoch: 3, leader: "d".into(), hop: 2 })));
     assert_eq!(d.role(), Role::Leader);

@@ -269,7 +269,8 @@ pub fn engine_config(
     priorities: Option<BTreeMap<String, i64>>,
 ) -> PyResult<Config> {
     let algorithm = Algorithm::parse(algorithm).map_err(config_error)?;
-    let cfg = Config::new(node_id, members, timing, seed).and_then(|c| c.with_algorithm(algorithm)).map_err(config_error)?;
+    let cfg =
+        Config::new(node_id, members, timing, seed).and_then(|c| c.with_algorithm(algorithm)).map_err(config_error)?;
     let priorities = priorities.unwrap_or_default();
     let own = priorities.get(&cfg.id).copied();
     if let (Some(own), Some(p)) = (own, priority) {
@@ -290,9 +291,12 @@ pub fn partition_groups(groups: &[Bound<'_, PyAny>]) -> PyResult<Vec<Vec<NodeId>
         .iter()
         .map(|g| {
             if g.is_instance_of::<pyo3::types::PyString>() {
-                return Err(config_err("partition: each group is a list of node ids, e.g. partition(['n1'], ['n2', 'n3'])"));
+                return Err(config_err(
+                    "partition: each group is a list of node ids, e.g. partition(['n1'], ['n2', 'n3'])",
+                ));
             }
-            g.extract::<Vec<String>>().map_err(|_| config_err(format!("partition: each group is a list of node ids, got {}", py_repr(g))))
+            g.extract::<Vec<String>>()
+                .map_err(|_| config_err(format!("partition: each group is a list of node ids, got {}", py_repr(g))))
         })
         .collect()
 }
@@ -302,9 +306,8 @@ pub fn secs(what: &str, value: f64) -> PyResult<Duration> {
 }
 
 fn field<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str, kind: &str) -> PyResult<T> {
-    let value = d
-        .get_item(key)?
-        .ok_or_else(|| config_err(format!("message: a {kind:?} message needs the field {key:?}")))?;
+    let value =
+        d.get_item(key)?.ok_or_else(|| config_err(format!("message: a {kind:?} message needs the field {key:?}")))?;
     value
         .extract::<T>()
         .map_err(|_| config_err(format!("message: field {key:?} of a {kind:?} message has the wrong type")))
@@ -316,9 +319,9 @@ fn term_field(d: &Bound<'_, PyDict>, kind: &str) -> PyResult<u64> {
 }
 
 pub fn message_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Message> {
-    let d = obj
-        .cast::<PyDict>()
-        .map_err(|_| PyTypeError::new_err("message: expected a dict such as {'type': 'heartbeat', 'term': 1, 'seq': 1}"))?;
+    let d = obj.cast::<PyDict>().map_err(|_| {
+        PyTypeError::new_err("message: expected a dict such as {'type': 'heartbeat', 'term': 1, 'seq': 1}")
+    })?;
     let kind: String = d
         .get_item("type")?
         .ok_or_else(|| config_err("message: missing the field \"type\""))?

@@ -128,7 +128,9 @@ impl PyCore {
         let now = self.now(now)?;
         match self.engine.transfer_leadership(now, to) {
             Ok(outputs) => outputs_to_py(py, outputs),
-            Err(TransferError::NotLeader) => Err(NotLeaderError::new_err(format!("{:?} is not the leader", &self.engine.config().id))),
+            Err(TransferError::NotLeader) => {
+                Err(NotLeaderError::new_err(format!("{:?} is not the leader", &self.engine.config().id)))
+            }
             Err(e @ TransferError::UnknownPeer(_)) => Err(config_err(format!("to: {e}"))),
         }
     }

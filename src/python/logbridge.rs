@@ -19,7 +19,8 @@ struct Buffer {
     dropped: AtomicU64,
 }
 
-static BUFFER: Buffer = Buffer { records: Mutex::new(VecDeque::new()), ready: Condvar::new(), dropped: AtomicU64::new(0) };
+static BUFFER: Buffer =
+    Buffer { records: Mutex::new(VecDeque::new()), ready: Condvar::new(), dropped: AtomicU64::new(0) };
 
 struct BufferedLogger;
 

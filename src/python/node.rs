@@ -12,11 +12,11 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
-use super::event::PyEvent;
 use super::convert::{
-    config_err, config_error, election_timeout_arg, engine_config, heartbeat_interval_arg, max_clock_drift_arg, optional_seed_arg, secs,
-    timing, NotLeaderError, QuorateError,
+    config_err, config_error, election_timeout_arg, engine_config, heartbeat_interval_arg, max_clock_drift_arg,
+    optional_seed_arg, secs, timing, NotLeaderError, QuorateError,
 };
+use super::event::PyEvent;
 use crate::engine::{NodeId, Role, TransferError};
 use crate::faults::Peers;
 use crate::runtime::durable::DurableError;
@@ -60,7 +60,10 @@ pub fn check_address(what: &str, address: &str) -> PyResult<()> {
     let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
     port.parse::<u16>().map_err(|_| bad())?;
     let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    if host.is_empty() || host.contains(char::is_whitespace) || (host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err()) {
+    if host.is_empty()
+        || host.contains(char::is_whitespace)
+        || (host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err())
+    {
         return Err(bad());
     }
     Ok(())
@@ -100,7 +103,8 @@ fn histogram_dict<'py>(py: Python<'py>, h: &crate::runtime::monitor::Histogram) 
 fn config_warnings(cfg: &NodeConfig) -> Vec<String> {
     let host = cfg.bind.rsplit_once(':').map_or(cfg.bind.as_str(), |(h, _)| h);
     let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    let loopback = bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let loopback =
+        bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     let mut out = Vec::new();
     if cfg.secret.is_none() && !loopback {
         out.push(format!(
@@ -343,7 +347,11 @@ impl PyNodeCore {
     #[getter]
     fn address(&self) -> String {
         let state = self.lock();
-        if state.address.is_empty() { self.cfg.bind.clone() } else { state.address.clone() }
+        if state.address.is_empty() {
+            self.cfg.bind.clone()
+        } else {
+            state.address.clone()
+        }
     }
 
     #[getter]
@@ -365,7 +373,8 @@ impl PyNodeCore {
     #[getter]
     fn leader(&self, py: Python<'_>) -> PyResult<Option<Py<PyString>>> {
         self.same_process()?;
-        let leader = self.read(|s| s.leader.as_ref().map(|l| self.names.get(l).map(|n| n.clone_ref(py)).ok_or_else(|| l.clone())));
+        let leader = self
+            .read(|s| s.leader.as_ref().map(|l| self.names.get(l).map(|n| n.clone_ref(py)).ok_or_else(|| l.clone())));
         // A leader is always a member (the engine checks), but never panic on it.
         Ok(leader.map(|l| l.unwrap_or_else(|id| PyString::new(py, &id).unbind())))
     }
@@ -511,7 +520,9 @@ impl PyNodeCore {
     fn transfer_leadership(&self, py: Python<'_>, to: &str) -> PyResult<()> {
         match self.with_node(py, |node| node.transfer_leadership(to))? {
             Ok(()) => Ok(()),
-            Err(TransferError::NotLeader) => Err(NotLeaderError::new_err(format!("{:?} is not the leader", self.cfg.engine.id))),
+            Err(TransferError::NotLeader) => {
+                Err(NotLeaderError::new_err(format!("{:?} is not the leader", self.cfg.engine.id)))
+            }
             Err(e @ TransferError::UnknownPeer(_)) => Err(config_err(format!("to: {e}"))),
         }
     }

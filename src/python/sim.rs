@@ -41,10 +41,7 @@ const ITEMS_PER_CLOCK_LOOK: u32 = 256;
 
 /// Python's `repr` of a str (quotes and escapes as Python writes them, never Rust's `Some(..)`).
 fn py_str_repr(py: Python<'_>, s: &str) -> String {
-    PyString::new(py, s)
-        .repr()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|_| format!("'{s}'"))
+    PyString::new(py, s).repr().map(|r| r.to_string()).unwrap_or_else(|_| format!("'{s}'"))
 }
 
 fn py_opt_repr(py: Python<'_>, s: Option<&str>) -> String {

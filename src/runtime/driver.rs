@@ -21,7 +21,9 @@ use super::node::{Command, FaultCommand, NodeConfig, Outbox};
 use super::shared::{EventRecord, Health, Shared, Snapshot};
 use super::transport::refused;
 use super::wire::Rejection;
-use crate::engine::{Config, DemoteReason, EventKind, HardState, Message, NodeId, Output, Engine, Role, RoundTrip, Term};
+use crate::engine::{
+    Config, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Role, RoundTrip, Term,
+};
 use crate::faults::{Faults, NodeClock};
 
 /// Messages held back by a delay fault at once.
@@ -396,7 +398,9 @@ impl Driver {
                 s.votes = engine.vote_counts();
                 for (id, p) in s.peers.iter_mut() {
                     // Measured on this node's clock: a clock running at `rate` reads rate x real time.
-                    p.round_trip = engine.round_trip(id).map(|r| RoundTrip { smoothed: r.smoothed.div_f64(rate), last: r.last.div_f64(rate) });
+                    p.round_trip = engine
+                        .round_trip(id)
+                        .map(|r| RoundTrip { smoothed: r.smoothed.div_f64(rate), last: r.last.div_f64(rate) });
                 }
                 s.role = Some(state.role);
                 s.term = state.term;
@@ -425,4 +429,3 @@ impl Driver {
         }
     }
 }
-

@@ -81,7 +81,13 @@ impl DurableState {
 
     fn take_lock(&self) -> Result<File, DurableError> {
         let path = self.dir.join(LOCK_FILE);
-        let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(self.io(&path))?;
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(self.io(&path))?;
         match f.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -95,7 +101,9 @@ impl DurableState {
             }
             Err(fs::TryLockError::Error(e)) => return Err(self.io(&path)(e)),
         }
-        f.set_len(0).and_then(|_| f.write_all(format!("{}\n", std::process::id()).as_bytes())).map_err(self.io(&path))?;
+        f.set_len(0)
+            .and_then(|_| f.write_all(format!("{}\n", std::process::id()).as_bytes()))
+            .map_err(self.io(&path))?;
         Ok(f)
     }
 

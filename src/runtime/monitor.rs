@@ -195,9 +195,19 @@ mod tests {
         let t0 = Instant::now();
         m.begin_run(t0);
         let a = "a".to_string();
-        m.observe(None, Some(&a), &[event(EventKind::Elected, t0 + Duration::from_millis(250), 1)], t0 + Duration::from_millis(250));
+        m.observe(
+            None,
+            Some(&a),
+            &[event(EventKind::Elected, t0 + Duration::from_millis(250), 1)],
+            t0 + Duration::from_millis(250),
+        );
         assert_eq!(m.leaderless_gaps.counts[3], 1, "0.25 s falls in the (0.2, 0.3] bucket");
-        m.observe(Some(&a), None, &[event(EventKind::Demoted, t0 + Duration::from_secs(10), 1)], t0 + Duration::from_secs(10));
+        m.observe(
+            Some(&a),
+            None,
+            &[event(EventKind::Demoted, t0 + Duration::from_secs(10), 1)],
+            t0 + Duration::from_secs(10),
+        );
         assert_eq!((m.tenures.count, m.tenures.counts[2]), (1, 1), "a tenure of ~9.75 s is in (5, 30]");
         assert!(m.leaderless_since.is_some() && m.leading_since.is_none());
     }
@@ -206,7 +216,8 @@ mod tests {
     fn storms_and_flapping_are_named_and_the_windows_stay_bounded() {
         let mut m = Monitor::default();
         let t0 = Instant::now();
-        let events: Vec<_> = (0..1000).map(|i| event(EventKind::ElectionStarted, t0 + Duration::from_millis(i), 1)).collect();
+        let events: Vec<_> =
+            (0..1000).map(|i| event(EventKind::ElectionStarted, t0 + Duration::from_millis(i), 1)).collect();
         m.observe(None, None, &events, t0);
         assert!(m.elections.len() <= MAX_STAMPS);
         let w = m.warnings(t0 + Duration::from_secs(1), &Timing::default(), 1.045, std::iter::empty());

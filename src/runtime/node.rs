@@ -58,9 +58,19 @@ pub enum FaultCommand {
     /// Cut every link of this node (its own layer of cuts).
     Isolate,
     Partition(Vec<NodeId>),
-    Drop { rate: f64, peers: Peers },
-    Delay { delay: Duration, jitter: Duration, peers: Peers },
-    Duplicate { rate: f64, peers: Peers },
+    Drop {
+        rate: f64,
+        peers: Peers,
+    },
+    Delay {
+        delay: Duration,
+        jitter: Duration,
+        peers: Peers,
+    },
+    Duplicate {
+        rate: f64,
+        peers: Peers,
+    },
     Pause,
     Resume,
     ClockRate(f64),
@@ -189,7 +199,8 @@ impl RunningNode {
         let rt = runtime();
         let _guard = rt.enter();
         let listener = TcpListener::from_std(std_listener).map_err(bind_err)?;
-        let acceptor = rt.spawn(accept_loop(listener, cfg.clone(), auth.clone(), inbox_tx, shared.clone(), shutdown_rx.clone()));
+        let acceptor =
+            rt.spawn(accept_loop(listener, cfg.clone(), auth.clone(), inbox_tx, shared.clone(), shutdown_rx.clone()));
         let mut outboxes: BTreeMap<NodeId, Outbox> = BTreeMap::new();
         for (peer, address) in cfg.addresses.iter().filter(|(id, _)| **id != cfg.engine.id) {
             let (tx, rx) = mpsc::channel(OUTBOX);
@@ -282,4 +293,3 @@ impl Drop for RunningNode {
         }
     }
 }
-

@@ -312,7 +312,8 @@ impl Shared {
     /// the run ended. Then the dispatcher may drain and finish.
     pub fn end_run(&self, reason: DemoteReason) {
         let open = self.read().leading;
-        let events = open.map(|term| EventRecord::new(EventKind::Demoted, term, None, Some(reason))).into_iter().collect();
+        let events =
+            open.map(|term| EventRecord::new(EventKind::Demoted, term, None, Some(reason))).into_iter().collect();
         self.publish_with_events(
             |s| {
                 s.role = None;

@@ -262,14 +262,7 @@ pub struct Dialer {
 }
 
 impl Dialer {
-    pub fn new(
-        cfg: &NodeConfig,
-        peer: &NodeId,
-        address: &str,
-        auth: Auth,
-        shared: Arc<Shared>,
-        seed: u64,
-    ) -> Dialer {
+    pub fn new(cfg: &NodeConfig, peer: &NodeId, address: &str, auth: Auth, shared: Arc<Shared>, seed: u64) -> Dialer {
         Dialer {
             me: cfg.engine.id.clone(),
             peer: peer.clone(),

@@ -28,18 +28,40 @@ type HmacSha256 = Hmac<Sha256>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
-    Hello { version: u16, cluster: String, algorithm: String, from: NodeId, to: NodeId, nonce: Nonce, mac: Vec<u8> },
-    Welcome { nonce: Nonce, mac: Vec<u8> },
+    Hello {
+        version: u16,
+        cluster: String,
+        algorithm: String,
+        from: NodeId,
+        to: NodeId,
+        nonce: Nonce,
+        mac: Vec<u8>,
+    },
+    Welcome {
+        nonce: Nonce,
+        mac: Vec<u8>,
+    },
     /// Why an acceptor refused a `Hello` of another version, cluster or algorithm.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     /// The dialer's first frame after `Welcome`: MACed with the session key, which only a dialer
     /// that knows the secret and received this `Welcome` can derive. A replayed `Hello` cannot
     /// follow up with it, so its connection is closed at the handshake timeout.
-    Ready { mac: Vec<u8> },
+    Ready {
+        mac: Vec<u8>,
+    },
     /// Sent by a dialer after a while of silence, so the acceptor can tell a live idle connection
     /// from an abandoned one (which it closes). Sequenced and MACed like a message.
-    Keepalive { seq: u64, mac: Vec<u8> },
-    Message { seq: u64, body: Message, mac: Vec<u8> },
+    Keepalive {
+        seq: u64,
+        mac: Vec<u8>,
+    },
+    Message {
+        seq: u64,
+        body: Message,
+        mac: Vec<u8>,
+    },
 }
 
 pub fn codec() -> LengthDelimitedCodec {
@@ -199,7 +221,13 @@ impl Auth {
     }
 
     /// Checks a `Hello` received by `me` of `group`; returns the dialer's id and nonce.
-    pub fn check_hello(&self, frame: Frame, group: &Group, me: &str, members: &[NodeId]) -> Result<(NodeId, Nonce), Rejection> {
+    pub fn check_hello(
+        &self,
+        frame: Frame,
+        group: &Group,
+        me: &str,
+        members: &[NodeId],
+    ) -> Result<(NodeId, Nonce), Rejection> {
         let Frame::Hello { version, cluster, algorithm, from, to, nonce, mac } = frame else {
             return Err(Rejection::Unexpected);
         };
@@ -236,7 +264,13 @@ impl Auth {
     }
 
     /// Checks the `Welcome` a dialer received; returns the acceptor's nonce.
-    pub fn check_welcome(&self, frame: Frame, dialer: &str, acceptor: &str, dialer_nonce: Nonce) -> Result<Nonce, Rejection> {
+    pub fn check_welcome(
+        &self,
+        frame: Frame,
+        dialer: &str,
+        acceptor: &str,
+        dialer_nonce: Nonce,
+    ) -> Result<Nonce, Rejection> {
         let (nonce, mac) = match frame {
             Frame::Welcome { nonce, mac } => (nonce, mac),
             Frame::Refused { reason } => return Err(Rejection::RefusedByPeer(reason)),
@@ -414,7 +448,8 @@ mod tests {
         let (_, dialer_nonce) = auth.check_hello(hello.clone(), &g, "b", &members()).unwrap();
         let acceptor_nonce = fresh_nonce();
         let acceptor = auth.session("a", "b", dialer_nonce, acceptor_nonce);
-        let attacker = Auth::new(Some(b"not-the-secret-at-all".to_vec())).session("a", "b", dialer_nonce, acceptor_nonce);
+        let attacker =
+            Auth::new(Some(b"not-the-secret-at-all".to_vec())).session("a", "b", dialer_nonce, acceptor_nonce);
         assert_eq!(acceptor.check_ready(attacker.ready()), Err(Rejection::BadMac));
         let dialer = auth.session("a", "b", dialer_nonce, acceptor_nonce);
         assert_eq!(acceptor.check_ready(dialer.ready()), Ok(()));
@@ -450,12 +485,17 @@ mod tests {
         assert_eq!(auth.check_hello(stranger, &g, "b", &members()).err(), Some(Rejection::UnknownPeer("z".into())));
         let misaddressed = auth.hello(&g, "a", "c", fresh_nonce());
         assert_eq!(auth.check_hello(misaddressed, &g, "b", &members()).err(), Some(Rejection::WrongNode("c".into())));
-        let Frame::Hello { cluster, algorithm, from, to, nonce, mac, .. } = auth.hello(&g, "a", "b", fresh_nonce()) else { unreachable!() };
+        let Frame::Hello { cluster, algorithm, from, to, nonce, mac, .. } = auth.hello(&g, "a", "b", fresh_nonce())
+        else {
+            unreachable!()
+        };
         let future = Frame::Hello { version: 9, cluster, algorithm, from, to, nonce, mac };
         let err = auth.check_hello(future, &g, "b", &members()).unwrap_err();
         assert_eq!(err, Rejection::Version { ours: PROTOCOL_VERSION, theirs: 9 });
         let refused = Frame::Refused { reason: err.to_string() };
-        assert!(matches!(auth.check_welcome(refused, "a", "b", fresh_nonce()), Err(Rejection::RefusedByPeer(r)) if r.contains("version 9")));
+        assert!(
+            matches!(auth.check_welcome(refused, "a", "b", fresh_nonce()), Err(Rejection::RefusedByPeer(r)) if r.contains("version 9"))
+        );
         assert!(!Rejection::BadMac.tell_peer());
         assert_eq!(decode(b"\xff\xff\xff"), Err(Rejection::Malformed));
     }

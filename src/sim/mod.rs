@@ -2,15 +2,15 @@
 //! duplicates, delays and reorders (through latency), with partitions, crashes, pauses and clock
 //! rates from the one fault model. The same seed and the same calls give the same events.
 
+#[cfg(test)]
+mod bully_tests;
 pub mod checker;
 mod config;
 mod control;
 pub mod failover;
-pub mod schedule;
-#[cfg(test)]
-mod bully_tests;
 #[cfg(test)]
 mod ring_tests;
+pub mod schedule;
 #[cfg(test)]
 mod tests;
 
@@ -21,9 +21,7 @@ use std::time::Duration;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-use crate::engine::{
-    Config, ConfigError, DemoteReason, EventKind, HardState, Message, NodeId, Output, Engine, Term,
-};
+use crate::engine::{Config, ConfigError, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Term};
 use crate::faults::{check_rate, Faults, NodeClock};
 use crate::seed::mix;
 pub use checker::{Checker, Violation};
@@ -221,7 +219,8 @@ impl Simulation {
             .into_iter()
             .filter_map(|s| match s.item {
                 Item::Deliver { to, from, slot } => {
-                    let (message, sent) = self.parked[slot as usize].as_ref().expect("a queued delivery holds its message");
+                    let (message, sent) =
+                        self.parked[slot as usize].as_ref().expect("a queued delivery holds its message");
                     let (to, from) = (to as usize, from as usize);
                     Some(InFlight {
                         from: self.nodes[from].id.clone(),
@@ -394,9 +393,8 @@ impl Simulation {
         let n = &self.nodes[node];
         let Some(engine) = &n.engine else { return };
         let local = n.clock.local(self.now);
-        let lease_end = engine
-            .is_leader(local)
-            .then(|| n.clock.real_at(engine.lease_expiry().expect("is_leader has a lease")) - 1);
+        let lease_end =
+            engine.is_leader(local).then(|| n.clock.real_at(engine.lease_expiry().expect("is_leader has a lease")) - 1);
         self.checker.observe(self.now, node, engine.term(), lease_end);
     }
 
@@ -418,7 +416,8 @@ impl Simulation {
     fn send(&mut self, from: usize, to: usize, message: Message) {
         self.stats.messages_sent += 1;
         let (sender, receiver) = (&self.nodes[from], &self.nodes[to]);
-        if !receiver.faults.allows(&sender.id) || (self.cfg.drop_rate > 0.0 && self.rng.random_bool(self.cfg.drop_rate)) {
+        if !receiver.faults.allows(&sender.id) || (self.cfg.drop_rate > 0.0 && self.rng.random_bool(self.cfg.drop_rate))
+        {
             self.stats.messages_dropped += 1;
             return;
         }

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::*;
 use super::tests::numbered_sim;
+use super::*;
 use crate::engine::test_support::ms;
 use crate::engine::Algorithm;
 

@@ -146,12 +146,16 @@ pub fn run_schedule_for(algorithm: Algorithm, seed: u64, mut trace: impl FnMut(S
     let mut healed_problem = None;
     if algorithm != Algorithm::Raft && healed_leader_after.is_some() {
         let leader = sim.leader().cloned();
-        let top_token = sim.events().iter().filter(|e| e.kind == EventKind::Elected).filter_map(|e| e.fencing_token).max();
+        let top_token =
+            sim.events().iter().filter(|e| e.kind == EventKind::Elected).filter_map(|e| e.fencing_token).max();
         let token = leader.as_ref().and_then(|l| sim.status(l).ok()).and_then(|s| s.fencing_token);
         if leader != highest {
-            healed_problem = Some(format!("healed: coordinator {leader:?}, but the highest-ranked member is {highest:?}"));
+            healed_problem =
+                Some(format!("healed: coordinator {leader:?}, but the highest-ranked member is {highest:?}"));
         } else if token.is_none() || token != top_token {
-            healed_problem = Some(format!("healed: the coordinator's token {token:?} is not the highest handed out ({top_token:?})"));
+            healed_problem = Some(format!(
+                "healed: the coordinator's token {token:?} is not the highest handed out ({top_token:?})"
+            ));
         }
     }
     ScheduleOutcome {

@@ -264,7 +264,10 @@ fn in_flight_names_bully_and_ring_messages() {
     let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
     sim.run_for(Duration::from_millis(30));
     let kinds: std::collections::BTreeSet<_> = sim.in_flight().iter().map(|m| m.message.kind_name()).collect();
-    assert!(kinds.is_subset(&["ring_alive", "ring_alive_ack", "ring_coordinator", "ring_ack"].into()), "{kinds:?} ({leader})");
+    assert!(
+        kinds.is_subset(&["ring_alive", "ring_alive_ack", "ring_coordinator", "ring_ack"].into()),
+        "{kinds:?} ({leader})"
+    );
 }
 
 #[test]
@@ -282,7 +285,10 @@ fn a_followers_forced_timeout_is_held_back_by_its_promise_but_a_transfer_is_not(
     assert!(!sim.transfer_leadership(&follower, &leader).unwrap(), "nor transfer");
     assert!(sim.transfer_leadership(&leader, &leader).is_err());
     assert!(sim.transfer_leadership(&leader, &follower).unwrap());
-    assert!(sim.in_flight().iter().any(|m| m.from == leader && m.to == follower && m.message.kind_name() == "timeout_now"));
+    assert!(sim
+        .in_flight()
+        .iter()
+        .any(|m| m.from == leader && m.to == follower && m.message.kind_name() == "timeout_now"));
     sim.run_for(Duration::from_secs(1));
     assert_eq!(sim.leader(), Some(&follower));
     assert!(sim.resign(&follower).unwrap());

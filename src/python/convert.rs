@@ -237,7 +237,7 @@ pub fn timing(
     if !heartbeat_interval.is_finite() {
         return Err(config_err(format!("heartbeat_interval: must be a finite number of seconds, got {hb}")));
     }
-    if !(heartbeat_interval > 0.0) {
+    if heartbeat_interval <= 0.0 {
         return Err(config_err(format!("heartbeat_interval: must be positive, got {hb}")));
     }
     if heartbeat_interval > MAX_SECONDS {

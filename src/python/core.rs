@@ -95,7 +95,7 @@ impl PyCore {
         sender: &str,
         message: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        if sender == &self.engine.config().id || !self.engine.config().members.iter().any(|m| m == sender) {
+        if sender == self.engine.config().id || !self.engine.config().members.iter().any(|m| m == sender) {
             return Err(config_err(format!("sender: {sender:?} is not a peer of {:?}", &self.engine.config().id)));
         }
         let message = message_from_py(message)?;

@@ -150,7 +150,7 @@ impl PySimulation {
                         return true;
                     }
                     items = items.wrapping_add(1);
-                    items % ITEMS_PER_CLOCK_LOOK == 0 && Instant::now() >= slice_end
+                    items.is_multiple_of(ITEMS_PER_CLOCK_LOOK) && Instant::now() >= slice_end
                 })
             });
             if !stopped_early || (until_leader && self.sim.leader().is_some()) {

@@ -17,8 +17,8 @@ use super::durable::{DurableError, DurableState};
 use super::shared::{PeerInfo, Shared};
 use super::transport::{accept_loop, Dialer};
 use super::wire::{Auth, Group};
-use crate::engine::{Config, DemoteReason, HardState, Message, NodeId, TransferError};
-use crate::faults::Peers;
+use quorate_engine::{Config, DemoteReason, HardState, Message, NodeId, TransferError};
+use quorate_engine::faults::Peers;
 
 /// Messages waiting for the engine; when it is paused or slow, more are dropped, as a full socket
 /// buffer would.
@@ -88,7 +88,7 @@ pub(super) enum Command {
     Stop { graceful: bool, done: oneshot::Sender<()> },
     Resign { done: std::sync::mpsc::Sender<bool> },
     Transfer { to: NodeId, done: std::sync::mpsc::Sender<Result<(), TransferError>> },
-    Fault { fault: FaultCommand, done: std::sync::mpsc::Sender<Result<(), crate::engine::ConfigError>> },
+    Fault { fault: FaultCommand, done: std::sync::mpsc::Sender<Result<(), quorate_engine::ConfigError>> },
 }
 
 pub(super) type Outbox = mpsc::Sender<(Instant, Message)>;
@@ -163,9 +163,9 @@ impl NodeHandle {
             .unwrap_or(Err(TransferError::NotLeader))
     }
 
-    pub fn fault(&self, fault: FaultCommand) -> Result<(), crate::engine::ConfigError> {
+    pub fn fault(&self, fault: FaultCommand) -> Result<(), quorate_engine::ConfigError> {
         self.command(|done| Command::Fault { fault, done }, Duration::from_secs(5))
-            .unwrap_or_else(|| Err(crate::engine::ConfigError::new("faults: the node is not running")))
+            .unwrap_or_else(|| Err(quorate_engine::ConfigError::new("faults: the node is not running")))
     }
 }
 
@@ -205,7 +205,7 @@ impl RunningNode {
         for (peer, address) in cfg.addresses.iter().filter(|(id, _)| **id != cfg.engine.id) {
             let (tx, rx) = mpsc::channel(OUTBOX);
             outboxes.insert(peer.clone(), tx);
-            let seed = crate::seed::mix(cfg.engine.seed, outboxes.len() as u64);
+            let seed = quorate_engine::seed::mix(cfg.engine.seed, outboxes.len() as u64);
             let dial = Dialer::new(&cfg, peer, address, auth.clone(), shared.clone(), seed);
             rt.spawn(dial.run(rx, shutdown_rx.clone()));
         }

@@ -27,8 +27,10 @@ pub mod config;
 pub mod measures;
 pub mod messages;
 mod outbox;
+pub mod faults;
 pub mod raft;
 pub mod ring;
+pub mod seed;
 
 #[cfg(test)]
 mod bully_tests;
@@ -36,8 +38,10 @@ mod bully_tests;
 mod raft_tests;
 #[cfg(test)]
 mod ring_tests;
-#[cfg(test)]
-pub(crate) mod test_support;
+/// Helpers the engine's own tests and the simulator's per-algorithm tests share (the
+/// `test-support` feature exposes them to the simulator crate's tests).
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 use std::time::Duration;
 

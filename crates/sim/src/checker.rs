@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::engine::{Algorithm, EventKind, HardState, NodeId, Term};
+use quorate_engine::{Algorithm, EventKind, HardState, NodeId, Term};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Violation {

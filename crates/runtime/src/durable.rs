@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::engine::{HardState, NodeId};
+use quorate_engine::{HardState, NodeId};
 
 pub const STATE_FILE: &str = "quorate-state";
 pub const LOCK_FILE: &str = "quorate.lock";

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::tests::numbered_sim;
 use super::*;
-use crate::engine::test_support::ms;
-use crate::engine::Algorithm;
+use quorate_engine::test_support::ms;
+use quorate_engine::Algorithm;
 
 #[test]
 fn the_highest_live_rank_coordinates_fails_over_and_takes_over_again_when_it_recovers() {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::engine::{Algorithm, DemoteReason, EventKind, Message, NodeId, Role, Term, Timing};
+use quorate_engine::{Algorithm, DemoteReason, EventKind, Message, NodeId, Role, Term, Timing};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {

@@ -21,10 +21,10 @@ use super::node::{Command, FaultCommand, NodeConfig, Outbox};
 use super::shared::{EventRecord, Health, Shared, Snapshot};
 use super::transport::refused;
 use super::wire::Rejection;
-use crate::engine::{
+use quorate_engine::{
     Config, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Role, RoundTrip, Term,
 };
-use crate::faults::{Faults, NodeClock};
+use quorate_engine::faults::{Faults, NodeClock};
 
 /// Messages held back by a delay fault at once.
 const MAX_DELAYED: u64 = 4096;
@@ -97,7 +97,7 @@ impl Driver {
         outboxes: BTreeMap<NodeId, Outbox>,
     ) -> Driver {
         let engine = Engine::new(cfg.engine.clone(), hard.clone());
-        let rng = Pcg64Mcg::seed_from_u64(crate::seed::mix(cfg.engine.seed, 0xfa17));
+        let rng = Pcg64Mcg::seed_from_u64(quorate_engine::seed::mix(cfg.engine.seed, 0xfa17));
         Driver {
             engine,
             durable,
@@ -200,7 +200,7 @@ impl Driver {
         &mut self,
         fault: FaultCommand,
         inbox: &mut mpsc::Receiver<(NodeId, Message)>,
-    ) -> Result<(), crate::engine::ConfigError> {
+    ) -> Result<(), quorate_engine::ConfigError> {
         match fault {
             FaultCommand::Isolate => self.faults.isolate(),
             FaultCommand::Partition(peers) => self.faults.partition(peers),
@@ -334,7 +334,7 @@ impl Driver {
     /// a minimum election timeout.
     fn fresh_engine(&mut self) -> Engine {
         self.boots += 1;
-        let cfg = Config { seed: crate::seed::mix(self.cfg.engine.seed, self.boots), ..self.cfg.engine.clone() };
+        let cfg = Config { seed: quorate_engine::seed::mix(self.cfg.engine.seed, self.boots), ..self.cfg.engine.clone() };
         Engine::new(cfg, self.durable_hard.clone())
     }
 
@@ -365,7 +365,7 @@ impl Driver {
         }
     }
 
-    fn event(&mut self, e: crate::engine::Event) {
+    fn event(&mut self, e: quorate_engine::Event) {
         let c = &self.shared.counters;
         match e.kind {
             EventKind::ElectionStarted => self.shared.bump(&c.elections_started),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 
-use crate::engine::{ConfigError, NodeId};
+use crate::{ConfigError, NodeId};
 
 /// The clock rates a node may be given: a hundred times slower to a hundred times faster. Beyond,
 /// deadlines leave the range real clocks and timers can hold.

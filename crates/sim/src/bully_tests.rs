@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::tests::numbered_sim;
 use super::*;
-use crate::engine::test_support::ms;
-use crate::engine::Algorithm;
+use quorate_engine::test_support::ms;
+use quorate_engine::Algorithm;
 
 #[test]
 fn the_top_priority_coordinates_whatever_its_id() {

@@ -18,7 +18,7 @@ use super::log_limit::suppressed_note;
 use super::node::NodeConfig;
 use super::shared::Shared;
 use super::wire::{self, Auth, Group, Rejection};
-use crate::engine::{Message, NodeId};
+use quorate_engine::{Message, NodeId};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);

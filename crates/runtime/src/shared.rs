@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::log_limit::LogLimiter;
 use super::monitor::Monitor;
-use crate::engine::{DemoteReason, EventKind, HardState, NodeId, Role, RoundTrip, Term, VoteCounts};
+use quorate_engine::{DemoteReason, EventKind, HardState, NodeId, Role, RoundTrip, Term, VoteCounts};
 
 /// Events waiting for the dispatcher thread; past this they are dropped and counted.
 const MAX_PENDING_EVENTS: usize = 65_536;

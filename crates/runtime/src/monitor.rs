@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::engine::{EventKind, NodeId, Timing};
+use quorate_engine::{EventKind, NodeId, Timing};
 
 use super::shared::{EventRecord, PeerInfo};
 
@@ -182,7 +182,7 @@ impl Monitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{DemoteReason, Term};
+    use quorate_engine::{DemoteReason, Term};
 
     fn event(kind: EventKind, at: Instant, term: Term) -> EventRecord {
         let reason = (kind == EventKind::Demoted).then_some(DemoteReason::LostLease);
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn a_round_trip_near_the_lease_warns_of_slow_links_judged_by_the_majoritys_peers() {
-        use crate::engine::RoundTrip;
+        use quorate_engine::RoundTrip;
         let m = Monitor::default();
         let now = Instant::now();
         let timing = Timing::default(); // 50 ms heartbeats, a lease of 150 ms x (1 - drift)

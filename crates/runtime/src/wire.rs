@@ -16,7 +16,7 @@ use sha2::Sha256;
 use tokio_util::bytes::Bytes;
 use tokio_util::codec::LengthDelimitedCodec;
 
-use crate::engine::{Message, NodeId};
+use quorate_engine::{Message, NodeId};
 
 pub const PROTOCOL_VERSION: u16 = 2;
 /// No frame is larger: an election message is a few dozen bytes.

@@ -21,9 +21,9 @@ use std::time::Duration;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-use crate::engine::{Config, ConfigError, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Term};
-use crate::faults::{check_rate, Faults, NodeClock};
-use crate::seed::mix;
+use quorate_engine::{Config, ConfigError, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Term};
+use quorate_engine::faults::{check_rate, Faults, NodeClock};
+use quorate_engine::seed::mix;
 pub use checker::{Checker, Violation};
 pub use config::{InFlight, NodeStatus, SimConfig, SimEvent, Stats};
 
@@ -97,7 +97,7 @@ pub struct Simulation {
 
 impl Simulation {
     pub fn new(cfg: SimConfig) -> Result<Simulation, ConfigError> {
-        let members = crate::engine::config::validate_members(cfg.members.clone())?;
+        let members = quorate_engine::config::validate_members(cfg.members.clone())?;
         cfg.timing.validate()?;
         let (lo, hi) = cfg.latency;
         if lo > hi {
@@ -426,7 +426,7 @@ impl Simulation {
             self.stats.messages_dropped += 1;
             return;
         }
-        if delays.len() < crate::faults::MAX_COPIES
+        if delays.len() < quorate_engine::faults::MAX_COPIES
             && self.cfg.duplicate_rate > 0.0
             && self.rng.random_bool(self.cfg.duplicate_rate)
         {

@@ -1,7 +1,7 @@
 //! The simulator's own rules: determinism, paused inboxes, crashes and restarts, alternation.
 
 use super::*;
-use crate::engine::{Algorithm, Role};
+use quorate_engine::{Algorithm, Role};
 
 /// A simulation of `members` nodes n1..nN running `algorithm`, default timing, seeded.
 pub(super) fn numbered_sim(algorithm: Algorithm, members: usize, seed: u64) -> Simulation {
@@ -167,7 +167,7 @@ fn flights(sim: &Simulation) -> Vec<(String, String, &'static str, Duration, Dur
 
 #[test]
 fn in_flight_lists_each_copy_from_its_send_until_it_arrives() {
-    let mut sim = fixed_latency(3, 1, 2, crate::engine::Algorithm::Raft);
+    let mut sim = fixed_latency(3, 1, 2, quorate_engine::Algorithm::Raft);
     let t0 = past_boot_promise(&mut sim);
     let at = |ms: u64| t0 + Duration::from_millis(ms);
     sim.campaign("n2").unwrap(); // the election timeout fires at t0: a pre-vote to each peer
@@ -204,7 +204,7 @@ fn in_flight_lists_each_copy_from_its_send_until_it_arrives() {
 
 #[test]
 fn in_flight_shows_duplicates_and_cut_links_and_never_what_was_dropped_at_send() {
-    let mut sim = fixed_latency(3, 9, 2, crate::engine::Algorithm::Raft);
+    let mut sim = fixed_latency(3, 9, 2, quorate_engine::Algorithm::Raft);
     past_boot_promise(&mut sim);
     sim.set_duplicate_rate(1.0).unwrap();
     sim.campaign("n1").unwrap();
@@ -216,7 +216,7 @@ fn in_flight_shows_duplicates_and_cut_links_and_never_what_was_dropped_at_send()
     sim.heal();
     assert!(sim.in_flight().iter().all(|m| !m.doomed));
 
-    let mut sim = fixed_latency(3, 9, 2, crate::engine::Algorithm::Raft);
+    let mut sim = fixed_latency(3, 9, 2, quorate_engine::Algorithm::Raft);
     past_boot_promise(&mut sim);
     sim.set_drop_rate(1.0).unwrap();
     sim.campaign("n1").unwrap();
@@ -247,7 +247,7 @@ fn in_flight_is_a_read_only_view() {
 
 #[test]
 fn in_flight_names_bully_and_ring_messages() {
-    use crate::engine::Algorithm;
+    use quorate_engine::Algorithm;
     let mut sim = fixed_latency(3, 4, 2, Algorithm::Bully);
     sim.campaign("n1").unwrap(); // ELECTION to every higher-ranked member
     let kinds: Vec<_> = flights(&sim).into_iter().map(|f| (f.1, f.2)).collect();

@@ -24,10 +24,10 @@
 
 pub mod bully;
 pub mod config;
+pub mod faults;
 pub mod measures;
 pub mod messages;
 mod outbox;
-pub mod faults;
 pub mod raft;
 pub mod ring;
 pub mod seed;

@@ -21,10 +21,10 @@ use super::node::{Command, FaultCommand, NodeConfig, Outbox};
 use super::shared::{EventRecord, Health, Shared, Snapshot};
 use super::transport::refused;
 use super::wire::Rejection;
+use quorate_engine::faults::{Faults, NodeClock};
 use quorate_engine::{
     Config, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Role, RoundTrip, Term,
 };
-use quorate_engine::faults::{Faults, NodeClock};
 
 /// Messages held back by a delay fault at once.
 const MAX_DELAYED: u64 = 4096;
@@ -334,7 +334,8 @@ impl Driver {
     /// a minimum election timeout.
     fn fresh_engine(&mut self) -> Engine {
         self.boots += 1;
-        let cfg = Config { seed: quorate_engine::seed::mix(self.cfg.engine.seed, self.boots), ..self.cfg.engine.clone() };
+        let cfg =
+            Config { seed: quorate_engine::seed::mix(self.cfg.engine.seed, self.boots), ..self.cfg.engine.clone() };
         Engine::new(cfg, self.durable_hard.clone())
     }
 

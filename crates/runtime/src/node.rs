@@ -17,8 +17,8 @@ use super::durable::{DurableError, DurableState};
 use super::shared::{PeerInfo, Shared};
 use super::transport::{accept_loop, Dialer};
 use super::wire::{Auth, Group};
-use quorate_engine::{Config, DemoteReason, HardState, Message, NodeId, TransferError};
 use quorate_engine::faults::Peers;
+use quorate_engine::{Config, DemoteReason, HardState, Message, NodeId, TransferError};
 
 /// Messages waiting for the engine; when it is paused or slow, more are dropped, as a full socket
 /// buffer would.

@@ -2,9 +2,13 @@
 //! file, fsync it, rename it over the old one, fsync the directory). A file that is unreadable or
 //! fails its checksum stops the node with an error naming it; it is never silently reset.
 //!
-//! A running node holds an advisory lock on `quorate.lock` in its data_dir (flock, through std's
-//! `File::try_lock`), with its pid written inside: a second process, or a second node of this
-//! one, on the same directory is refused with the holder named, instead of both writing one file.
+//! A running node holds an advisory lock on the data_dir itself (flock on the directory, through
+//! std's `File::try_lock`), so deleting a file cannot undo it: a second process, or a second node
+//! of this one, on the same directory is refused with the holder named, instead of both writing
+//! one file. `quorate.lock` holds the holder's pid and marks a directory that has held a durable
+//! state: it is written only once the first state file is durable, so a node killed at any point
+//! of its very first start (before it could vote) starts again, while a state file lost from a
+//! marked directory stops the node rather than let it vote twice in a term.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -21,6 +25,8 @@ const MAGIC: &[u8; 4] = b"QRS1";
 const CHECKSUM_BYTES: usize = 8;
 /// A valid file is a few dozen bytes; anything larger is not ours.
 const MAX_FILE_BYTES: u64 = 4096;
+/// The pid in the marker is a few bytes; read no more than this of it.
+const MAX_MARKER_BYTES: u64 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DurableError {
@@ -51,7 +57,7 @@ pub struct DurableState {
     dir: PathBuf,
     node: NodeId,
     cluster: String,
-    /// The open lock file while this process holds the directory; closing it releases the lock.
+    /// The open data_dir while this process holds its lock; closing it releases the lock.
     lock: Option<File>,
 }
 
@@ -67,44 +73,48 @@ impl DurableState {
     pub fn open(dir: impl Into<PathBuf>, node: &str, cluster: &str) -> Result<(DurableState, HardState), DurableError> {
         let mut d = DurableState::new(dir, node, cluster);
         fs::create_dir_all(&d.dir).map_err(d.io(&d.dir))?;
-        // The lock file is made with the first state file and never removed: if it is here and
-        // the state is not, the state was lost, and starting fresh could vote twice in a term.
-        let held_before = d.dir.join(LOCK_FILE).exists();
         d.lock = Some(d.take_lock()?);
-        if held_before && !d.path().exists() {
+        // The marker is written after the first state file is durable and never removed: if it is
+        // here and the state is not, the state was lost, and starting fresh could vote twice.
+        let marker = d.dir.join(LOCK_FILE);
+        if marker.exists() && !d.path().exists() {
             return Err(DurableError::Missing { path: d.path() });
         }
         let hard = d.load()?;
         d.save(&hard)?;
+        d.mark(&marker)?;
         Ok((d, hard))
     }
 
+    /// Locks the data_dir itself, or names who holds it.
     fn take_lock(&self) -> Result<File, DurableError> {
-        let path = self.dir.join(LOCK_FILE);
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(self.io(&path))?;
-        match f.try_lock() {
-            Ok(()) => {}
+        let dir = File::open(&self.dir).map_err(self.io(&self.dir))?;
+        match dir.try_lock() {
+            Ok(()) => Ok(dir),
             Err(fs::TryLockError::WouldBlock) => {
-                let holder = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
-                let holder = match holder {
+                let path = self.dir.join(LOCK_FILE);
+                let holder = match read_bounded(&path, MAX_MARKER_BYTES).ok().and_then(|b| pid_in(&b)) {
                     Some(pid) if pid == std::process::id() => format!("another node of this process (pid {pid})"),
                     Some(pid) => format!("process {pid}"),
                     None => "another process".to_string(),
                 };
-                return Err(DurableError::Locked { path, holder });
+                Err(DurableError::Locked { path, holder })
             }
-            Err(fs::TryLockError::Error(e)) => return Err(self.io(&path)(e)),
+            Err(fs::TryLockError::Error(e)) => Err(self.io(&self.dir)(e)),
         }
-        f.set_len(0)
-            .and_then(|_| f.write_all(format!("{}\n", std::process::id()).as_bytes()))
-            .map_err(self.io(&path))?;
-        Ok(f)
+    }
+
+    /// Writes this process's pid into the marker, making it (and so the directory's "has held a
+    /// state" mark) durable when it is new.
+    fn mark(&self, marker: &Path) -> Result<(), DurableError> {
+        let new = !marker.exists();
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(marker).map_err(self.io(marker))?;
+        f.write_all(format!("{}\n", std::process::id()).as_bytes()).map_err(self.io(marker))?;
+        if new {
+            f.sync_all().map_err(self.io(marker))?;
+            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(self.io(&self.dir))?;
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> PathBuf {
@@ -121,13 +131,11 @@ impl DurableState {
     pub fn load(&self) -> Result<HardState, DurableError> {
         fs::create_dir_all(&self.dir).map_err(self.io(&self.dir))?;
         let path = self.path();
-        let bytes = match fs::metadata(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HardState::default()),
-            Err(e) => return Err(self.io(&path)(e)),
-            Ok(m) if m.len() > MAX_FILE_BYTES => {
-                return Err(DurableError::Corrupt { path, why: format!("{} bytes is too large", m.len()) })
-            }
-            Ok(_) => fs::read(&path).map_err(self.io(&path))?,
+        let bytes = match read_bounded(&path, MAX_FILE_BYTES) {
+            Err(Bounded::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HardState::default()),
+            Err(Bounded::Io(e)) => return Err(self.io(&path)(e)),
+            Err(Bounded::Refused(why)) => return Err(DurableError::Corrupt { path, why }),
+            Ok(bytes) => bytes,
         };
         let corrupt = |why: &str| DurableError::Corrupt { path: path.clone(), why: why.to_string() };
         if bytes.len() < MAGIC.len() + CHECKSUM_BYTES || &bytes[..MAGIC.len()] != MAGIC {
@@ -176,6 +184,46 @@ impl DurableState {
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(self.io(&self.dir))?;
         Ok(())
     }
+}
+
+/// Why a file could not be read by [`read_bounded`].
+enum Bounded {
+    Io(std::io::Error),
+    /// Not a regular file of at most the limit: a symlink, FIFO, device, directory, or too large.
+    Refused(String),
+}
+
+/// Reads a regular file of at most `limit` bytes. A symlink is not followed and a FIFO is opened
+/// without blocking, so neither a FIFO nor a link to /dev/zero can hang or exhaust a start.
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, Bounded> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NOFOLLOW | O_NONBLOCK (Linux values; std exposes no names for them).
+    const NOFOLLOW: i32 = 0o400000;
+    const NONBLOCK: i32 = 0o4000;
+    let file = match OpenOptions::new().read(true).custom_flags(NOFOLLOW | NONBLOCK).open(path) {
+        // ELOOP: the last component is a symlink.
+        Err(e) if e.raw_os_error() == Some(40) => return Err(Bounded::Refused("a symlink, not a regular file".into())),
+        Err(e) => return Err(Bounded::Io(e)),
+        Ok(f) => f,
+    };
+    let meta = file.metadata().map_err(Bounded::Io)?;
+    if !meta.is_file() {
+        return Err(Bounded::Refused(format!("not a regular file ({:?})", meta.file_type())));
+    }
+    if meta.len() > limit {
+        return Err(Bounded::Refused(format!("{} bytes is too large", meta.len())));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(Bounded::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(Bounded::Refused("grew past its size limit while being read".into()));
+    }
+    Ok(bytes)
+}
+
+fn pid_in(bytes: &[u8]) -> Option<u32> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
 fn checksum(body: &[u8]) -> [u8; CHECKSUM_BYTES] {
@@ -249,6 +297,61 @@ mod tests {
         fs::remove_file(dir.join(LOCK_FILE)).unwrap();
         let (_, hard) = DurableState::open(&dir, "a", "c1").expect("a deliberate reset starts fresh");
         assert_eq!(hard, HardState::default());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_node_killed_at_any_point_of_its_first_start_starts_again() {
+        // Each state a first start can leave behind when killed before open() returned, i.e.
+        // before the node could vote: the directory alone, a half-written temp file, a state file
+        // whose marker was not yet written.
+        let dir = tempdir("first-start");
+        for leftover in ["nothing", "temp", "state"] {
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            match leftover {
+                "temp" => fs::write(dir.join(format!("{STATE_FILE}.tmp")), b"QRS").unwrap(),
+                "state" => DurableState::new(&dir, "a", "c1").save(&HardState::default()).unwrap(),
+                _ => {}
+            }
+            let (d, hard) = DurableState::open(&dir, "a", "c1").unwrap_or_else(|e| panic!("{leftover}: {e}"));
+            assert_eq!(hard, HardState::default(), "{leftover}");
+            assert!(dir.join(LOCK_FILE).exists(), "{leftover}: the directory is marked once the state is durable");
+            drop(d);
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn deleting_the_lock_file_does_not_let_a_second_node_in() {
+        let dir = tempdir("lock-deleted");
+        let (first, _) = DurableState::open(&dir, "a", "c1").unwrap();
+        fs::remove_file(dir.join(LOCK_FILE)).unwrap();
+        let err = DurableState::open(&dir, "a", "c1").unwrap_err();
+        assert!(matches!(err, DurableError::Locked { .. }), "{err}");
+        drop(first);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_file_that_is_not_a_regular_file_is_refused_without_hanging() {
+        let dir = tempdir("irregular");
+        fs::create_dir_all(&dir).unwrap();
+        let d = DurableState::new(&dir, "a", "c1");
+        std::os::unix::fs::symlink("/dev/zero", d.path()).unwrap();
+        let err = d.load().unwrap_err().to_string();
+        assert!(err.contains("symlink"), "{err}");
+        fs::remove_file(d.path()).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(d.path()).status().expect("mkfifo runs");
+        assert!(made.success());
+        let err = d.load().unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        fs::remove_file(d.path()).unwrap();
+        fs::create_dir(d.path()).unwrap();
+        assert!(d.load().unwrap_err().to_string().contains("not a regular file"));
+        fs::remove_dir(d.path()).unwrap();
+        fs::write(d.path(), vec![0u8; MAX_FILE_BYTES as usize + 1]).unwrap();
+        assert!(d.load().unwrap_err().to_string().contains("too large"));
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -1,6 +1,7 @@
 //! The networked node: a tokio driver around the engine, the TCP transport, the durable state
 //! file, and the fault layer between engine and transport.
 
+pub mod admission;
 pub mod driver;
 pub mod durable;
 pub mod log_limit;

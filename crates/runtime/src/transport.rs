@@ -11,9 +11,10 @@ use futures_util::{SinkExt, StreamExt};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::Framed;
 
+use super::admission::{Admission, Admitted, MAX_HANDSHAKING, MAX_HANDSHAKING_PER_SOURCE};
 use super::log_limit::suppressed_note;
 use super::node::NodeConfig;
 use super::shared::Shared;
@@ -39,33 +40,25 @@ pub async fn accept_loop(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let acceptor = Arc::new(Acceptor {
-        cfg,
-        auth,
-        inbox,
-        shared,
-        inbound: Mutex::new(Inbound::default()),
-        handshaking_from: Mutex::new(HashMap::new()),
-    });
-    let handshaking = Arc::new(Semaphore::new(MAX_HANDSHAKING));
+    // The members' own addresses: connections from them are shed last.
+    let member_sources = cfg.addresses.values().filter_map(|a| a.parse::<SocketAddr>().ok()).map(|a| a.ip());
+    let admission = Mutex::new(Admission::new(member_sources));
+    let acceptor = Arc::new(Acceptor { cfg, auth, inbox, shared, inbound: Mutex::new(Inbound::default()), admission });
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, from)) => {
-                    // Beyond the cap the connection is closed at once: half-open or abandoned
-                    // handshakes cannot pile up and exhaust the process's file descriptors.
-                    let Some(slot) = acceptor.take_source_slot(&from) else {
-                        acceptor.refuse(&from, Rejection::TooManyConnections(MAX_HANDSHAKING_PER_SOURCE));
-                        continue;
-                    };
-                    let Ok(permit) = handshaking.clone().try_acquire_owned() else {
-                        acceptor.refuse(&from, Rejection::TooManyConnections(MAX_HANDSHAKING));
-                        continue;
-                    };
-                    let permit = (permit, slot);
+                    // The table of handshakes is bounded, so half-open or abandoned handshakes
+                    // cannot pile up; a full table sheds an old one rather than refuse this one.
+                    let (slot, shed) = acceptor.admission.lock().expect("admission lock").admit(from.ip());
+                    if let Some(ip) = shed {
+                        let limit = if ip == from.ip() { MAX_HANDSHAKING_PER_SOURCE } else { MAX_HANDSHAKING };
+                        acceptor.refuse(&SocketAddr::new(ip, 0), Rejection::TooManyConnections(limit));
+                    }
+                    let slot = HandshakeSlot { acceptor: acceptor.clone(), admitted: slot };
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(acceptor.clone().serve(stream, from, permit, shutdown.clone()));
+                    tokio::spawn(acceptor.clone().serve(stream, from, slot, shutdown.clone()));
                 }
                 Err(e) => {
                     log::warn!("{}: accept failed: {e}", acceptor.cfg.engine.id);
@@ -76,11 +69,6 @@ pub async fn accept_loop(
     }
 }
 
-/// Connections still in their handshake at once; more are closed as they arrive.
-const MAX_HANDSHAKING: usize = 64;
-/// Of those, from one source address: one host cannot take every slot and lock members out (half
-/// of them still, so that a large cluster on one host, all dialing from 127.0.0.1, starts at once).
-const MAX_HANDSHAKING_PER_SOURCE: usize = 32;
 /// Authenticated connections kept per peer: its dialer's, and one more while it reconnects. A
 /// newer one closes the oldest.
 const MAX_PER_PEER: usize = 2;
@@ -92,25 +80,19 @@ struct Acceptor {
     inbox: mpsc::Sender<(NodeId, Message)>,
     shared: Arc<Shared>,
     inbound: Mutex<Inbound>,
-    /// Connections in their handshake, per source address.
-    handshaking_from: Mutex<HashMap<std::net::IpAddr, usize>>,
+    /// The connections in their handshake.
+    admission: Mutex<Admission>,
 }
 
-/// One source address's handshake slot, given back however the handshake ends.
-struct SourceSlot {
+/// A connection's place in the handshake table, given back however the handshake ends.
+struct HandshakeSlot {
     acceptor: Arc<Acceptor>,
-    ip: std::net::IpAddr,
+    admitted: Admitted,
 }
 
-impl Drop for SourceSlot {
+impl Drop for HandshakeSlot {
     fn drop(&mut self) {
-        let mut by_ip = self.acceptor.handshaking_from.lock().expect("handshaking lock");
-        if let Some(n) = by_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                by_ip.remove(&self.ip);
-            }
-        }
+        self.acceptor.admission.lock().expect("admission lock").finish(self.admitted.id);
     }
 }
 
@@ -138,16 +120,6 @@ impl Drop for Registered<'_> {
 }
 
 impl Acceptor {
-    fn take_source_slot(self: &Arc<Self>, from: &SocketAddr) -> Option<SourceSlot> {
-        let mut by_ip = self.handshaking_from.lock().expect("handshaking lock");
-        let n = by_ip.entry(from.ip()).or_insert(0);
-        if *n >= MAX_HANDSHAKING_PER_SOURCE {
-            return None;
-        }
-        *n += 1;
-        Some(SourceSlot { acceptor: self.clone(), ip: from.ip() })
-    }
-
     fn refuse(&self, from: &SocketAddr, why: Rejection) {
         refused(&self.shared, &self.cfg.engine.id, &from.ip().to_string(), &why);
     }
@@ -158,16 +130,20 @@ impl Acceptor {
         self: Arc<Self>,
         stream: TcpStream,
         from: SocketAddr,
-        permit: (OwnedSemaphorePermit, SourceSlot),
+        mut slot: HandshakeSlot,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut framed = Framed::new(stream, wire::codec());
-        let (peer, mut session) = match self.handshake(&mut framed).await {
+        let handshake = tokio::select! {
+            _ = &mut slot.admitted.shed => return, // made room for a newer one (counted there)
+            done = self.handshake(&mut framed) => done,
+        };
+        let (peer, mut session) = match handshake {
             Ok(Some(done)) => done,
             Ok(None) => return, // closed or timed out before a hello: nothing to count
             Err(why) => return self.refuse(&from, why),
         };
-        drop(permit);
+        drop(slot);
         let (registered, mut evicted) = self.register(&peer);
         loop {
             let frame = tokio::select! {

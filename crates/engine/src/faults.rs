@@ -271,17 +271,34 @@ impl Default for NodeClock {
     }
 }
 
+/// `d` in nanoseconds, `u64::MAX` for a span beyond (584 years): instants are u64 nanoseconds, and
+/// a plain `as u64` would wrap a huge timeout around to a tiny one.
+pub fn saturating_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 impl NodeClock {
-    /// The local time at real instant `real`.
+    /// The local time at real instant `real` (saturating at the end of u64 nanoseconds).
     pub fn local(&self, real: u64) -> Duration {
         let elapsed = real.saturating_sub(self.base_real) as f64;
+        // f64 -> u64 saturates.
         Duration::from_nanos((self.base_local + elapsed * self.rate) as u64)
     }
 
-    /// The first real instant at which the local clock reads at least `local`.
+    /// The first real instant at which the local clock reads at least `local`, or `u64::MAX` when
+    /// none does. Every step saturates: a huge deadline on a slow clock must land far in the
+    /// future, never wrap around into the past (which made a driver wake in a loop).
     pub fn real_at(&self, local: Duration) -> u64 {
         let ahead = (local.as_nanos() as f64 - self.base_local).max(0.0);
-        self.base_real + (ahead / self.rate).ceil() as u64 + 1
+        let mut real = self.base_real.saturating_add(((ahead / self.rate).ceil() as u64).saturating_add(1));
+        // At large times f64 rounding can leave local(real) a hair short of `local`; step on
+        // (doubling, so at most 64 steps) until it is not.
+        let mut step = 1u64;
+        while self.local(real) < local && real < u64::MAX {
+            real = real.saturating_add(step);
+            step = step.saturating_mul(2);
+        }
+        real
     }
 
     /// From real instant `real` on, time runs `rate` times as fast.
@@ -386,5 +403,38 @@ mod tests {
             assert!(f.set_clock_rate(absurd).unwrap_err().0.contains("[0.01, 100]"), "{absurd}");
         }
         assert!(f.set_clock_rate(0.01).is_ok() && f.set_clock_rate(100.0).is_ok());
+    }
+
+    #[test]
+    fn a_huge_deadline_on_a_slow_clock_lands_in_the_future_never_wrapped_into_the_past() {
+        let mut clock = NodeClock::default();
+        clock.set_rate(1_000, CLOCK_RATES.0);
+        // 1e9 s of election timeout at a hundredth of real speed: 1e20 ns of real time, beyond u64.
+        let deadline = Duration::from_secs(1_000_000_000);
+        assert_eq!(clock.real_at(deadline), u64::MAX);
+        let mut fast = NodeClock::default();
+        fast.set_rate(0, CLOCK_RATES.1);
+        let at = fast.real_at(Duration::from_secs(100_000_000));
+        assert!(fast.local(at) >= Duration::from_secs(100_000_000) && at > 0);
+        assert_eq!(fast.local(u64::MAX), Duration::from_nanos(u64::MAX), "local time saturates");
+    }
+
+    #[test]
+    fn the_local_clock_reaches_every_deadline_it_is_armed_for() {
+        for rate in [CLOCK_RATES.0, 0.37, 1.0, 3.3, CLOCK_RATES.1] {
+            let mut clock = NodeClock::default();
+            clock.set_rate(123_456_789, rate);
+            for secs in [0.001, 1.5, 86_400.0, 3.1e7, 1.0e8] {
+                let deadline = Duration::from_secs_f64(secs);
+                let at = clock.real_at(deadline);
+                assert!(at == u64::MAX || clock.local(at) >= deadline, "rate {rate}, {secs} s");
+            }
+        }
+    }
+
+    #[test]
+    fn saturating_nanos_never_wraps() {
+        assert_eq!(saturating_nanos(Duration::from_millis(3)), 3_000_000);
+        assert_eq!(saturating_nanos(Duration::from_secs(u64::MAX)), u64::MAX);
     }
 }

@@ -46,16 +46,18 @@ impl LocalClock {
     }
 
     fn real_nanos(&self, real: Instant) -> u64 {
-        real.saturating_duration_since(self.epoch).as_nanos() as u64
+        quorate_engine::faults::saturating_nanos(real.saturating_duration_since(self.epoch))
     }
 
     fn now(&self) -> Duration {
         self.clock.local(self.real_nanos(Instant::now()))
     }
 
-    /// The real instant at which the local clock reads `local`.
+    /// The real instant at which the local clock reads `local`; a year from now for one beyond
+    /// what an `Instant` holds (the deadline is re-armed long before).
     fn real(&self, local: Duration) -> Instant {
-        self.epoch + Duration::from_nanos(self.clock.real_at(local))
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        self.epoch.checked_add(Duration::from_nanos(self.clock.real_at(local))).map_or(far, |at| at.min(far))
     }
 
     fn set_rate(&mut self, rate: f64) {

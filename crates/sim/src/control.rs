@@ -131,7 +131,7 @@ impl Simulation {
     /// when it resumes, as under SIGSTOP.
     pub fn pause(&mut self, id: &str, span: Duration) -> Result<(), ConfigError> {
         let node = self.index(id)?;
-        let until = self.now + span.as_nanos() as u64;
+        let until = self.now.saturating_add(quorate_engine::faults::saturating_nanos(span));
         let n = &mut self.nodes[node];
         if n.engine.is_none() {
             return Err(ConfigError::new(format!("pause: node {id:?} is down")));

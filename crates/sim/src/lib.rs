@@ -23,7 +23,7 @@ use rand_pcg::Pcg64Mcg;
 
 pub use checker::{Checker, Violation};
 pub use config::{InFlight, NodeStatus, SimConfig, SimEvent, Stats};
-use quorate_engine::faults::{check_rate, Faults, NodeClock};
+use quorate_engine::faults::{check_rate, saturating_nanos, Faults, NodeClock};
 use quorate_engine::seed::mix;
 use quorate_engine::{Config, ConfigError, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Term};
 
@@ -251,7 +251,7 @@ impl Simulation {
     // ----- running ----------------------------------------------------------------------------
 
     pub fn run_for(&mut self, span: Duration) {
-        let until = self.now + span.as_nanos() as u64;
+        let until = self.now.saturating_add(saturating_nanos(span));
         self.run_until(until, |_| false);
     }
 
@@ -260,7 +260,7 @@ impl Simulation {
         if let Some(l) = self.leader() {
             return Some(l.clone());
         }
-        let until = self.now + timeout.as_nanos() as u64;
+        let until = self.now.saturating_add(saturating_nanos(timeout));
         self.run_until(until, |s| s.leader().is_some());
         self.leader().cloned()
     }
@@ -401,7 +401,13 @@ impl Simulation {
     fn arm_timer(&mut self, node: usize) {
         let n = &mut self.nodes[node];
         let Some(deadline) = n.engine.as_ref().and_then(Engine::next_deadline) else { return };
-        let at = n.clock.real_at(deadline).max(self.now + 1);
+        let at = n.clock.real_at(deadline).max(self.now.saturating_add(1));
+        if at == u64::MAX {
+            // The end of the simulator's time is never reached: a timer there would fire at the
+            // same instant for ever once the clock stood at it.
+            n.timer_at = None;
+            return;
+        }
         if n.timer_at != Some(at) {
             n.timer_at = Some(at);
             self.schedule(at, Item::Wake { node });
@@ -436,7 +442,7 @@ impl Simulation {
         let (lo, hi) = (self.cfg.latency.0.as_nanos() as u64, self.cfg.latency.1.as_nanos() as u64);
         for extra in delays {
             let latency = if hi > lo { self.rng.random_range(lo..=hi) } else { lo };
-            let at = self.now + latency + extra.as_nanos() as u64;
+            let at = self.now.saturating_add(latency).saturating_add(saturating_nanos(extra));
             let slot = self.park(message.clone());
             self.schedule(at, Item::Deliver { to: to as u32, from: from as u32, slot: slot as u32 });
         }

@@ -303,3 +303,24 @@ fn a_followers_forced_timeout_is_held_back_by_its_promise_but_a_transfer_is_not(
     sim.check().unwrap();
     assert_alternation(sim.events());
 }
+
+/// Issue 21: `election_timeout=(5e8, 1e9)` s with a node's clock at a hundredth of real speed put
+/// its deadline past the end of u64 nanoseconds; the wrapped instant landed in the past and the
+/// node woke at every nanosecond, so `run_for(10 s)` never returned.
+#[test]
+fn a_huge_timeout_on_a_slow_clock_neither_spins_nor_hangs_the_simulator() {
+    let mut cfg = SimConfig::numbered(3, 1);
+    cfg.timing.election_timeout = (Duration::from_secs(500_000_000), Duration::from_secs(1_000_000_000));
+    cfg.timing.heartbeat_interval = Duration::from_secs(100_000_000);
+    let mut sim = Simulation::new(cfg).expect("a valid config");
+    sim.set_clock_rate("n1", quorate_engine::faults::CLOCK_RATES.0).unwrap();
+    sim.set_clock_rate("n2", quorate_engine::faults::CLOCK_RATES.1).unwrap();
+    let started = std::time::Instant::now();
+    sim.run_for(Duration::from_secs(10));
+    sim.run_for(Duration::from_secs(3_000_000_000));
+    assert!(sim.stats().messages_sent < 10_000, "idle nodes stay idle: {:?}", sim.stats());
+    assert!(started.elapsed() < Duration::from_secs(60), "virtual time passes without spinning");
+    sim.run_for(Duration::MAX);
+    assert_eq!(sim.now(), Duration::from_nanos(u64::MAX), "time runs to its end and stops there");
+    sim.check().expect("no violation");
+}

@@ -178,7 +178,8 @@ impl Acceptor {
             Ok(Some(Err(_))) => return Err(Rejection::Malformed), // oversized or broken framing
             _ => return Ok(None),
         };
-        let (peer, dialer_nonce) = match self.auth.check_hello(hello, &self.cfg.group(), me, &self.cfg.engine.members) {
+        let checked = self.auth.check_hello(hello, &self.cfg.group(), me, &self.cfg.engine.members);
+        let (peer, dialer_nonce, auth) = match checked {
             Ok(ok) => ok,
             Err(why) => {
                 if why.tell_peer() {
@@ -188,10 +189,10 @@ impl Acceptor {
             }
         };
         let nonce = wire::fresh_nonce();
-        if framed.send(wire::encode(&self.auth.welcome(&peer, me, dialer_nonce, nonce))).await.is_err() {
+        if framed.send(wire::encode(&auth.welcome(&peer, me, dialer_nonce, nonce))).await.is_err() {
             return Ok(None);
         }
-        let session = self.auth.session(&peer, me, dialer_nonce, nonce);
+        let session = auth.session(&peer, me, dialer_nonce, nonce);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next()).await {
             Ok(Some(Ok(bytes))) => session.check_ready(wire::decode(&bytes)?)?,
             _ => return Err(Rejection::NotReady),

@@ -166,16 +166,21 @@ impl Rejection {
     }
 }
 
-/// The cluster's shared secret, if it has one. Without a secret every MAC is empty and accepted:
+/// The cluster's shared secrets, if it has any. Without a secret every MAC is empty and accepted:
 /// frames are then checked only for size, version, cluster and membership.
+///
+/// With several (rotation without downtime), the first signs what this node starts and every one
+/// is accepted: an acceptor answers a dialer with the key the dialer's `Hello` was signed with, so
+/// each connection uses its dialer's first secret. Rotate by giving every member `[old, new]`,
+/// then `[new, old]`, then `[new]`, one member at a time.
 #[derive(Clone)]
 pub struct Auth {
-    secret: Option<Vec<u8>>,
+    secrets: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Auth({})", if self.secret.is_some() { "secret" } else { "none" })
+        write!(f, "Auth({} secrets)", self.secrets.len())
     }
 }
 
@@ -200,12 +205,22 @@ fn verify(key: &[u8], parts: &[&[u8]], tag: &[u8]) -> bool {
 
 impl Auth {
     pub fn new(secret: Option<Vec<u8>>) -> Auth {
-        Auth { secret }
+        Auth::rotating(secret.into_iter().collect())
+    }
+
+    /// `secrets[0]` signs, every one is accepted (see [`Auth`]); empty: no authentication.
+    pub fn rotating(secrets: Vec<Vec<u8>>) -> Auth {
+        Auth { secrets }
+    }
+
+    /// The key this node signs with.
+    fn signing(&self) -> Option<&Vec<u8>> {
+        self.secrets.first()
     }
 
     pub fn hello(&self, group: &Group, from: &str, to: &str, nonce: Nonce) -> Frame {
         let v = PROTOCOL_VERSION.to_le_bytes();
-        let mac = self.secret.as_ref().map_or_else(Vec::new, |k| {
+        let mac = self.signing().map_or_else(Vec::new, |k| {
             let (c, a) = (group.cluster.as_bytes(), group.algorithm.as_bytes());
             mac_over(k, &[b"hello", &v, c, a, from.as_bytes(), to.as_bytes(), &nonce])
         });
@@ -220,14 +235,16 @@ impl Auth {
         }
     }
 
-    /// Checks a `Hello` received by `me` of `group`; returns the dialer's id and nonce.
+    /// Checks a `Hello` received by `me` of `group`; returns the dialer's id and nonce, and the
+    /// `Auth` of this connection: the one secret the `Hello` was signed with, which the acceptor's
+    /// `welcome` and `session` must use.
     pub fn check_hello(
         &self,
         frame: Frame,
         group: &Group,
         me: &str,
         members: &[NodeId],
-    ) -> Result<(NodeId, Nonce), Rejection> {
+    ) -> Result<(NodeId, Nonce, Auth), Rejection> {
         let Frame::Hello { version, cluster, algorithm, from, to, nonce, mac } = frame else {
             return Err(Rejection::Unexpected);
         };
@@ -246,18 +263,20 @@ impl Auth {
         if from == me || !members.contains(&from) {
             return Err(Rejection::UnknownPeer(from));
         }
-        if let Some(k) = &self.secret {
-            let v = version.to_le_bytes();
-            let (c, a) = (cluster.as_bytes(), algorithm.as_bytes());
-            if !verify(k, &[b"hello", &v, c, a, from.as_bytes(), to.as_bytes(), &nonce], &mac) {
-                return Err(Rejection::BadMac);
-            }
+        if self.secrets.is_empty() {
+            return Ok((from, nonce, self.clone()));
         }
-        Ok((from, nonce))
+        let v = version.to_le_bytes();
+        let (c, a) = (cluster.as_bytes(), algorithm.as_bytes());
+        let parts: [&[u8]; 7] = [b"hello", &v, c, a, from.as_bytes(), to.as_bytes(), &nonce];
+        match self.secrets.iter().find(|k| verify(k, &parts, &mac)) {
+            Some(k) => Ok((from, nonce, Auth { secrets: vec![k.clone()] })),
+            None => Err(Rejection::BadMac),
+        }
     }
 
     pub fn welcome(&self, dialer: &str, acceptor: &str, dialer_nonce: Nonce, nonce: Nonce) -> Frame {
-        let mac = self.secret.as_ref().map_or_else(Vec::new, |k| {
+        let mac = self.signing().map_or_else(Vec::new, |k| {
             mac_over(k, &[b"welcome", dialer.as_bytes(), acceptor.as_bytes(), &dialer_nonce, &nonce])
         });
         Frame::Welcome { nonce, mac }
@@ -276,7 +295,7 @@ impl Auth {
             Frame::Refused { reason } => return Err(Rejection::RefusedByPeer(reason)),
             _ => return Err(Rejection::Unexpected),
         };
-        if let Some(k) = &self.secret {
+        if let Some(k) = self.signing() {
             if !verify(k, &[b"welcome", dialer.as_bytes(), acceptor.as_bytes(), &dialer_nonce, &nonce], &mac) {
                 return Err(Rejection::BadMac);
             }
@@ -286,7 +305,7 @@ impl Auth {
 
     /// The per-connection state both ends derive once the handshake is done.
     pub fn session(&self, dialer: &str, acceptor: &str, dialer_nonce: Nonce, acceptor_nonce: Nonce) -> Session {
-        let key = self.secret.as_ref().map(|k| {
+        let key = self.signing().map(|k| {
             mac_over(k, &[b"session", dialer.as_bytes(), acceptor.as_bytes(), &dialer_nonce, &acceptor_nonce])
         });
         Session { key, last_seq: 0 }
@@ -379,11 +398,46 @@ mod tests {
     fn handshake(dialer_auth: &Auth, acceptor_auth: &Auth) -> Result<(Session, Session), Rejection> {
         let n1 = fresh_nonce();
         let hello = decode(&encode(&dialer_auth.hello(&group("c1", "raft"), "a", "b", n1)))?;
-        let (from, dialer_nonce) = acceptor_auth.check_hello(hello, &group("c1", "raft"), "b", &members())?;
+        let (from, dialer_nonce, keyed) = acceptor_auth.check_hello(hello, &group("c1", "raft"), "b", &members())?;
         let n2 = fresh_nonce();
-        let welcome = acceptor_auth.welcome(&from, "b", dialer_nonce, n2);
+        let welcome = keyed.welcome(&from, "b", dialer_nonce, n2);
         let acceptor_nonce = dialer_auth.check_welcome(welcome, "a", "b", n1)?;
-        Ok((dialer_auth.session("a", "b", n1, acceptor_nonce), acceptor_auth.session(&from, "b", dialer_nonce, n2)))
+        Ok((dialer_auth.session("a", "b", n1, acceptor_nonce), keyed.session(&from, "b", dialer_nonce, n2)))
+    }
+
+    fn secrets(keys: &[&[u8]]) -> Auth {
+        Auth::rotating(keys.iter().map(|k| k.to_vec()).collect())
+    }
+
+    #[test]
+    fn a_rotation_member_by_member_keeps_every_pair_talking_in_both_directions() {
+        let (old, new): (&[u8], &[u8]) = (b"old-secret-0123456789", b"new-secret-0123456789");
+        // Each member goes [old] -> [old, new] -> [new, old] -> [new], one member at a time; at
+        // every moment every pair must still complete a handshake and exchange a message.
+        let stages = [secrets(&[old]), secrets(&[old, new]), secrets(&[new, old]), secrets(&[new])];
+        let mut at = [0usize; 3];
+        for step in 0..(3 * (stages.len() - 1)) {
+            at[step % 3] += 1;
+            at.sort_unstable_by(|x, y| y.cmp(x)); // keep the invariant: members differ by one stage at most
+            for (i, &a) in at.iter().enumerate() {
+                for (j, &b) in at.iter().enumerate() {
+                    if i == j {
+                        continue;
+                    }
+                    let (mut sealing, mut opening) = handshake(&stages[a], &stages[b])
+                        .unwrap_or_else(|e| panic!("stage {a} dialing stage {b}: {e}"));
+                    assert_eq!(opening.open(sealing.seal(hb(3))), Ok(hb(3)));
+                }
+            }
+        }
+        assert_eq!(at, [3, 3, 3], "everyone finished the rotation");
+    }
+
+    #[test]
+    fn a_secret_the_acceptor_does_not_hold_is_refused_whatever_else_it_holds() {
+        let outsider = secrets(&[b"someone-elses-secret-00"]);
+        let member = secrets(&[b"new-secret-0123456789", b"old-secret-0123456789"]);
+        assert_eq!(handshake(&outsider, &member).err(), Some(Rejection::BadMac));
     }
 
     fn hb(term: u64) -> Message {
@@ -445,7 +499,7 @@ mod tests {
         let hello = auth.hello(&g, "a", "b", fresh_nonce());
         // The real dialer, and an attacker replaying its hello: the acceptor answers each with a
         // fresh nonce, so the attacker's session key is one it cannot derive without the secret.
-        let (_, dialer_nonce) = auth.check_hello(hello.clone(), &g, "b", &members()).unwrap();
+        let (_, dialer_nonce, _) = auth.check_hello(hello.clone(), &g, "b", &members()).unwrap();
         let acceptor_nonce = fresh_nonce();
         let acceptor = auth.session("a", "b", dialer_nonce, acceptor_nonce);
         let attacker =

@@ -110,9 +110,9 @@ class FencedStore:
             for statement in SCHEMA[self.dialect]:
                 cur.execute(statement)
         except BaseException:
-            self.conn.rollback() if self.dialect == "postgresql" else self.conn.execute("ROLLBACK")
+            self._end(False)
             raise
-        self.conn.commit() if self.dialect == "postgresql" else self.conn.execute("COMMIT")
+        self._end(True)
 
     def write(self, resource: str, token: int, node: str, seq: int) -> bool:
         """One fenced write: True if committed, False if the database holds a higher token."""

@@ -166,8 +166,9 @@ def _wait_accepting(server: PostgresServer) -> None:
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def postgres_server() -> Iterator[PostgresServer]:
-    """One real PostgreSQL server for the session (skips when PostgreSQL or psycopg is missing)."""
+    """One real PostgreSQL server for the test module, stopped after its last test (skips when
+    PostgreSQL or psycopg is missing)."""
     pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'quorate[test]'")
     yield from start_postgres()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import _thread
 import gc
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -176,6 +177,18 @@ def test_slicing_a_long_run_does_not_change_the_result():
     assert abs(one.now - many.now) < 1e-6
 
 
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own SIGINT handler, for the test's duration. A process started in the background
+    (`nohup bash .ci/run &`) inherits SIGINT as ignored, and then Python installs no handler:
+    `_thread.interrupt_main()` does nothing and no KeyboardInterrupt is ever raised."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def interrupt_after(seconds: float) -> threading.Timer:
     timer = threading.Timer(seconds, _thread.interrupt_main)
     timer.start()
@@ -183,7 +196,7 @@ def interrupt_after(seconds: float) -> threading.Timer:
 
 
 @pytest.mark.parametrize("call", ["run_for", "run_until_leader"])
-def test_ctrl_c_interrupts_a_long_run_within_a_fraction_of_a_second(call):
+def test_ctrl_c_interrupts_a_long_run_within_a_fraction_of_a_second(call, python_sigint_handler):
     # Only one node of three is up: run_until_leader can never finish on its own.
     sim = quorate.Simulation(3, seed=2)
     if call == "run_until_leader":
@@ -203,7 +216,7 @@ def test_ctrl_c_interrupts_a_long_run_within_a_fraction_of_a_second(call):
     sim.check()
 
 
-def test_a_run_longer_than_two_seconds_shows_a_tqdm_bar_when_tqdm_is_there(monkeypatch):
+def test_a_run_longer_than_two_seconds_shows_a_tqdm_bar_when_tqdm_is_there(monkeypatch, python_sigint_handler):
     bars: List["FakeBar"] = []
 
     class FakeBar:

@@ -136,6 +136,9 @@ def test_ctrl_c_interrupts_a_blocking_wait():
     proc = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import warnings; warnings.simplefilter("ignore")
+            # Started from a background job (nohup bash .ci/run &), SIGINT arrives ignored:
+            # a user's terminal gives the process Python's own handler, so give it that.
+            import signal; signal.signal(signal.SIGINT, signal.default_int_handler)
             import quorate
             n = quorate.Node("a", {{"a": "127.0.0.1:{port_a}", "b": "127.0.0.1:{port_b}", "c": "127.0.0.1:1"}}).start()
             print("waiting", flush=True)

@@ -24,10 +24,12 @@
 
 pub mod bully;
 pub mod config;
+pub mod faults;
+mod leadership;
+pub mod limits;
 pub mod measures;
 pub mod messages;
 mod outbox;
-pub mod faults;
 pub mod raft;
 pub mod ring;
 pub mod seed;
@@ -47,9 +49,10 @@ use std::time::Duration;
 
 pub use bully::Bully;
 pub use config::{Algorithm, Config, ConfigError, NodeId, Timing};
+pub use limits::MAX_TERM_AHEAD;
 pub use measures::{RoundTrip, VoteAnswer, VoteCounts};
 pub use messages::{DemoteReason, Event, EventKind, HardState, Message, Output, Term};
-pub use raft::{Raft, MAX_TERM_AHEAD};
+pub use raft::Raft;
 pub use ring::Ring;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,18 +35,11 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
+use super::limits::{MAX_OPEN_ROUNDS, MAX_TERM_AHEAD};
 use super::measures::{RoundTrip, VoteAnswer, VoteCounts};
 use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
 use super::outbox::{random_timeout, Outbox};
 use super::{Role, State, TransferError};
-
-/// Heartbeat rounds a leader remembers while waiting for acks. Rounds older than the lease are
-/// useless, so this is only a backstop against a huge election timeout with a tiny heartbeat.
-const MAX_OPEN_ROUNDS: usize = 64;
-
-/// How far ahead of ours a message's term may be. Terms grow by one per election; a billion
-/// elections at once is not a peer following the rules.
-pub const MAX_TERM_AHEAD: Term = 1 << 30;
 
 /// One heartbeat broadcast, kept until a majority acknowledges it or it is too old to matter.
 #[derive(Debug, Clone)]

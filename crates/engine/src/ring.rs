@@ -39,15 +39,10 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
+use super::limits::{MAX_OPEN_HOPS, MAX_OPEN_ROUNDS, MAX_TERM_AHEAD};
 use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
 use super::outbox::{random_timeout, Outbox};
-use super::raft::MAX_TERM_AHEAD;
 use super::{Role, State, TransferError};
-
-/// Hops a node keeps waiting for their acks (a backstop: a hop lives one `heartbeat_interval`).
-const MAX_OPEN_HOPS: usize = 64;
-/// Heartbeat rounds a coordinator remembers while waiting for acks.
-const MAX_OPEN_ROUNDS: usize = 64;
 
 /// A message passed along the ring, waiting for its successor's `RingAck`.
 #[derive(Debug, Clone)]

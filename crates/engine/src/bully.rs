@@ -43,7 +43,8 @@
 //! each side with two or more members can have its own coordinator, both `is_leader` at once. Their
 //! fencing tokens differ and order them: the newer leadership has the higher epoch, and a store that
 //! has seen it refuses the older. `Elected` comes with the first acknowledged round of an epoch; every
-//! `Demoted` carries a reason; they alternate, as in raft.
+//! `Demoted` carries a reason; they alternate, as in raft. (Rounds, lease and events are the shared
+//! `leadership` core's, raft's too; only how many acks settle a round differs.)
 //!
 //! **Requests.** `campaign` starts an election. `resign`, `shut_down` and `transfer_leadership` step
 //! down and keep out of elections for a while (`election_timeout.max + 2 * election_timeout.min`) so

@@ -7,7 +7,7 @@
 //! - a leader's heartbeat rounds and the lease they earn (below);
 //! - the events, kept to their rules: `TermChanged` before `LeaderChanged`, `Elected` and `Demoted`
 //!   strictly alternating, an `Elected` only with a lease, every `Demoted` with its reason;
-//! - the drain of one call's outputs, the new hard state first ([`Outbox`]).
+//! - the drain of one call's outputs, the new hard state first (on `Outbox`).
 //!
 //! **The lease from acknowledged rounds.** A leader sends a numbered heartbeat round every
 //! `heartbeat_interval`. A round is settled once enough peers acknowledge it (raft: enough for a
@@ -73,7 +73,7 @@ struct Rounds {
 struct Round {
     seq: u64,
     sent_at: Duration,
-    /// The peers that acknowledged it, while that is fewer than one short of settling it.
+    /// The peers that acknowledged it so far (the ack that settles it is not kept).
     acks: Vec<NodeId>,
 }
 
@@ -406,4 +406,106 @@ pub(crate) fn next_epoch(seen: Term, members: &[NodeId], me: &str) -> Option<Ter
 pub(crate) fn abstention(timing: &Timing) -> Duration {
     let (min, max) = timing.election_timeout;
     max + min * 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{config, ms};
+    use crate::Algorithm;
+
+    const FIVE: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+    /// `a` leading five members at term 1 from time 0, a majority with itself settling a round (two
+    /// peer acks), its first round sent.
+    fn leading() -> (Leadership, Config) {
+        let cfg = config(Algorithm::Raft, "a", &FIVE);
+        let mut l = Leadership::new(HardState::default());
+        l.advance_clock(ms(0));
+        l.lead(ms(0), "a", 1, 1, 2);
+        l.heartbeat(ms(0), &cfg, |term, seq| Message::Heartbeat { term, seq });
+        (l, cfg)
+    }
+
+    fn elected(outputs: &[Output]) -> usize {
+        outputs.iter().filter(|o| matches!(o, Output::Event(e) if e.kind == EventKind::Elected)).count()
+    }
+
+    #[test]
+    fn a_round_settles_with_enough_distinct_peers_and_the_lease_runs_from_its_send_time() {
+        let (mut l, cfg) = leading();
+        l.acknowledge(ms(5), "b", 1, &cfg.timing);
+        l.acknowledge(ms(6), "b", 1, &cfg.timing);
+        assert_eq!(l.lease_expiry(), None, "the same peer twice is one ack");
+        l.acknowledge(ms(7), "c", 1, &cfg.timing);
+        assert_eq!(l.lease_expiry(), Some(cfg.timing.lease_duration()), "from the round's send time");
+        l.acknowledge(ms(8), "d", 1, &cfg.timing);
+        assert_eq!(elected(&l.take_outputs(None, "a")), 1, "elected once, with the first lease");
+        assert!(l.is_leader(ms(8)) && l.fencing_token(ms(8)) == Some(1));
+    }
+
+    #[test]
+    fn acks_for_unknown_or_stale_rounds_grant_nothing() {
+        let (mut l, cfg) = leading();
+        for seq in [0, 2, u64::MAX] {
+            l.acknowledge(ms(1), "b", seq, &cfg.timing);
+            l.acknowledge(ms(1), "c", seq, &cfg.timing);
+        }
+        assert_eq!(l.lease_expiry(), None);
+        let late = cfg.timing.lease_duration();
+        l.acknowledge(late, "b", 1, &cfg.timing);
+        l.acknowledge(late, "c", 1, &cfg.timing);
+        assert_eq!(l.lease_expiry(), None, "a round whose lease would be over grants nothing");
+        assert!(l.unanswered_for(cfg.timing.election_timeout.0, cfg.timing.election_timeout.0));
+    }
+
+    #[test]
+    fn at_most_max_open_rounds_wait_and_settling_one_drops_the_older() {
+        let (mut l, mut cfg) = leading();
+        cfg.timing.heartbeat_interval = Duration::from_nanos(1);
+        for i in 1..=MAX_OPEN_ROUNDS as u64 {
+            l.heartbeat(Duration::from_nanos(i), &cfg, |term, seq| Message::Heartbeat { term, seq });
+        }
+        let r = l.rounds.as_ref().unwrap();
+        assert_eq!((r.open.len(), r.open.front().unwrap().seq), (MAX_OPEN_ROUNDS, 2), "round 1 forgotten");
+        l.acknowledge(ms(1), "b", 1, &cfg.timing);
+        l.acknowledge(ms(1), "c", 1, &cfg.timing);
+        assert_eq!(l.lease_expiry(), None, "a forgotten round grants nothing");
+        l.acknowledge(ms(1), "b", 10, &cfg.timing);
+        l.acknowledge(ms(1), "c", 10, &cfg.timing);
+        let r = l.rounds.as_ref().unwrap();
+        assert_eq!(r.open.front().unwrap().seq, 11, "round 10 and the older ones are settled");
+        assert_eq!(l.lease_expiry(), Some(Duration::from_nanos(9) + cfg.timing.lease_duration()));
+    }
+
+    #[test]
+    fn alone_every_round_settles_as_it_is_sent_and_stepping_down_announces_demoted() {
+        let cfg = config(Algorithm::Bully, "a", &["a"]);
+        let mut l = Leadership::new(HardState::default());
+        l.advance_clock(ms(0));
+        l.lead(ms(0), "a", 3, 0, 0);
+        l.heartbeat(ms(0), &cfg, |epoch, _| Message::Coordinator { epoch });
+        assert_eq!(l.lease_expiry(), Some(cfg.timing.lease_duration()));
+        l.step_down(Some(DemoteReason::Resigned));
+        let out = l.take_outputs(None, "a");
+        let kinds: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(e) => Some(e.kind),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, [EventKind::TermChanged, EventKind::LeaderChanged, EventKind::Elected, EventKind::Demoted]);
+        assert_eq!(out[0], Output::Persist(HardState { term: 3, voted_for: None }), "the term first");
+        assert_eq!((l.role(), l.lease_expiry()), (Role::Follower, None));
+    }
+
+    #[test]
+    fn epochs_are_each_members_own_and_above_the_one_seen() {
+        let members: Vec<NodeId> = ["a", "b", "c"].map(String::from).to_vec();
+        assert_eq!(next_epoch(0, &members, "a"), Some(3));
+        assert_eq!(next_epoch(0, &members, "c"), Some(2));
+        assert_eq!(next_epoch(4, &members, "b"), Some(7));
+        assert_eq!(next_epoch(Term::MAX - 1, &members, "c"), None);
+    }
 }

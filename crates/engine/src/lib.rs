@@ -21,6 +21,11 @@
 //! small, calls are statically dispatched in the simulator's hot loop (millions of steps a
 //! second), and a match shows in one place which algorithms exist. Adding one is a module, a
 //! variant here, and a name in [`Algorithm`].
+//!
+//! What every algorithm does the same way lives beside them, so an algorithm's module holds only
+//! its election rules: `leadership` (role, term, leader, the lease a leader earns from acknowledged
+//! heartbeat rounds, the elected/demoted bookkeeping, events and the drain of outputs, on
+//! `outbox`), and [`limits`] (every bound, defined once).
 
 pub mod bully;
 pub mod config;

@@ -22,7 +22,8 @@
 //!   other side of a partition) starts an election, so the highest-ranked live member ends up
 //!   coordinating, as in Bully with preemption.
 //!
-//! **Epoch, fencing, lease and events** are Bully's (see `bully.rs`): `HardState.term` holds the
+//! **Epoch, fencing, lease and events** are Bully's (see `bully.rs`; the lease, events and outputs
+//! are the shared `leadership` core's): `HardState.term` holds the
 //! highest epoch seen (`voted_for` unused); epochs are unique to their node (congruent to its index
 //! modulo the group size) and above every epoch seen; a stale claim is answered with the higher
 //! epoch and the coordinator takes a fresh one; `is_leader` holds for

@@ -43,65 +43,39 @@
 //! each side with two or more members can have its own coordinator, both `is_leader` at once. Their
 //! fencing tokens differ and order them: the newer leadership has the higher epoch, and a store that
 //! has seen it refuses the older. `Elected` comes with the first acknowledged round of an epoch; every
-//! `Demoted` carries a reason; they alternate, as in raft.
+//! `Demoted` carries a reason; they alternate, as in raft. (Rounds, lease and events are the shared
+//! `leadership` core's, raft's too; only how many acks settle a round differs.)
 //!
 //! **Requests.** `campaign` starts an election. `resign`, `shut_down` and `transfer_leadership` step
 //! down and keep out of elections for a while (`election_timeout.max + 2 * election_timeout.min`) so
 //! the next-ranked live peer wins, and this node stops preempting until it next coordinates. Bully
 //! chooses by rank: after a transfer the coordinator is the highest-ranked live peer, `to` or not.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
+use super::leadership::{abstention, next_epoch, Leadership};
 use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
-use super::outbox::{random_timeout, Outbox};
-use super::raft::MAX_TERM_AHEAD;
+use super::outbox::random_timeout;
 use super::{Role, State, TransferError};
-
-/// Heartbeat rounds a coordinator remembers while waiting for acks (a backstop, as in raft).
-const MAX_OPEN_ROUNDS: usize = 64;
-
-/// What only a coordinator keeps.
-#[derive(Debug, Clone)]
-struct Coordination {
-    next_seq: u64,
-    heartbeat_deadline: Duration,
-    /// Rounds not yet acknowledged: sequence number and send time.
-    rounds: VecDeque<(u64, Duration)>,
-    /// When this node became coordinator: without any ack for `election_timeout.min` it gives up.
-    since: Duration,
-    /// None until a peer acknowledged a round; once set, the coordinator steps down the moment it
-    /// passes, so it is never renewed after lapsing.
-    lease_expiry: Option<Duration>,
-}
 
 #[derive(Debug, Clone)]
 pub struct Bully {
     cfg: Config,
     rng: Pcg64Mcg,
-
-    /// The highest epoch this node has seen (durable, as `HardState.term`); a coordinator's own.
-    term: Term,
-
-    role: Role,
-    leader: Option<NodeId>,
-    booted_at: Option<Duration>,
-    last_now: Duration,
+    /// Role, epoch (`term`: the highest seen, durable; a coordinator's own), coordinator, lease
+    /// and outputs.
+    lead: Leadership,
     /// Follower: when it gives up on its coordinator (or, after an `Ok`, on the coordinator to
     /// come) and starts an election. Candidate: when it stops waiting for `Ok` and takes over.
     deadline: Duration,
-    coordination: Option<Coordination>,
-    /// When this node last accepted a claim from the coordinator it follows.
-    leader_contact: Option<Duration>,
     /// After resigning: no elections, no `Ok`, no preemption before this instant.
     abstain_until: Option<Duration>,
     /// After resigning: no preemption until this node coordinates again.
     yielded: bool,
-    outbox: Outbox,
 }
 
 impl Bully {
@@ -109,15 +83,8 @@ impl Bully {
     pub fn new(cfg: Config, hard: HardState) -> Bully {
         Bully {
             rng: Pcg64Mcg::seed_from_u64(cfg.seed),
-            term: hard.term,
-            outbox: Outbox::new(HardState { term: hard.term, voted_for: hard.voted_for }),
-            role: Role::Follower,
-            leader: None,
-            booted_at: None,
-            last_now: Duration::ZERO,
+            lead: Leadership::new(hard),
             deadline: Duration::ZERO,
-            coordination: None,
-            leader_contact: None,
             abstain_until: None,
             yielded: false,
             cfg,
@@ -129,68 +96,54 @@ impl Bully {
     }
 
     pub fn role(&self) -> Role {
-        self.role
+        self.lead.role()
     }
 
     /// The highest epoch seen (the coordinator's own epoch while it coordinates).
     pub fn term(&self) -> Term {
-        self.term
+        self.lead.term()
     }
 
     pub fn leader(&self) -> Option<&NodeId> {
-        self.leader.as_ref()
+        self.lead.leader()
     }
 
     pub fn hard_state(&self) -> HardState {
-        HardState { term: self.term, voted_for: None }
+        HardState { term: self.lead.term(), voted_for: None }
     }
 
     pub fn lease_expiry(&self) -> Option<Duration> {
-        self.coordination.as_ref().and_then(|c| c.lease_expiry)
+        self.lead.lease_expiry()
     }
 
     pub fn state(&self) -> State {
-        State {
-            role: self.role,
-            term: self.term,
-            voted_for: None,
-            leader: self.leader.clone(),
-            lease_expiry: self.lease_expiry(),
-            leader_contact: self.leader_contact,
-        }
+        self.lead.state(None)
     }
 
     /// Coordinator and inside its lease (a peer acknowledged a recent round) at `now`.
     pub fn is_leader(&self, now: Duration) -> bool {
-        self.role == Role::Leader && self.lease_expiry().is_some_and(|e| now < e)
+        self.lead.is_leader(now)
     }
 
     /// The epoch, while `is_leader`: unique to this leadership and above every epoch this node saw.
     pub fn fencing_token(&self, now: Duration) -> Option<Term> {
-        self.is_leader(now).then_some(self.term)
+        self.lead.fencing_token(now)
     }
 
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.booted_at?;
-        Some(match &self.coordination {
-            Some(c) => match c.lease_expiry {
-                Some(expiry) => c.heartbeat_deadline.min(expiry),
-                None => c.heartbeat_deadline.min(c.since + self.cfg.timing.election_timeout.0),
-            },
-            None => self.deadline,
-        })
+        self.lead.next_deadline(Some(self.cfg.timing.election_timeout.0), self.deadline)
     }
 
     /// Bully messages only, with an epoch at most `MAX_TERM_AHEAD` beyond ours (see raft).
     pub fn plausible(&self, message: &Message) -> bool {
-        message.algorithm() == Algorithm::Bully && message.term() <= self.term.saturating_add(MAX_TERM_AHEAD)
+        message.algorithm() == Algorithm::Bully && self.lead.plausible_term(message.term())
     }
 
     // ----- inputs -----------------------------------------------------------------------------
 
     pub fn tick(&mut self, now: Duration) -> Vec<Output> {
         let now = self.advance(now);
-        match self.role {
+        match self.lead.role() {
             Role::Leader => self.tick_coordinator(now),
             Role::Candidate => self.tick_candidate(now),
             _ => self.tick_follower(now),
@@ -209,7 +162,7 @@ impl Bully {
     /// Starts an election now (nothing on a coordinator).
     pub fn campaign(&mut self, now: Duration) -> Vec<Output> {
         let now = self.advance(now);
-        if self.role != Role::Leader {
+        if self.lead.role() != Role::Leader {
             self.abstain_until = None;
             self.start_election(now);
         }
@@ -235,7 +188,7 @@ impl Bully {
         if to == self.cfg.id || !self.cfg.members.iter().any(|m| m == to) {
             return Err(TransferError::UnknownPeer(to.to_string()));
         }
-        if self.role != Role::Leader || self.lease_lapsed(self.last_now.max(now)) {
+        if !self.lead.leads(now) {
             return Err(TransferError::NotLeader);
         }
         let now = self.advance(now);
@@ -259,18 +212,17 @@ impl Bully {
     /// No `Ok` within the answer wait: every higher-ranked node is down, so this one coordinates.
     fn tick_candidate(&mut self, now: Duration) {
         if now >= self.deadline {
-            self.become_coordinator(now);
+            self.become_coordinator(now, self.lead.term());
         }
     }
 
     fn tick_coordinator(&mut self, now: Duration) {
-        let c = self.coordination.as_ref().expect("a coordinator has coordination state");
-        if c.lease_expiry.is_none() && now >= c.since + self.cfg.timing.election_timeout.0 {
+        if self.lead.unanswered_for(now, self.cfg.timing.election_timeout.0) {
             // Nobody acknowledged the announcement or any heartbeat: never elected, nothing to end.
             self.become_follower(now, None, None);
             return;
         }
-        if now >= c.heartbeat_deadline {
+        if self.lead.heartbeat_due(now) {
             self.broadcast_round(now);
         }
     }
@@ -296,10 +248,10 @@ impl Bully {
         if self.cfg.rank(from) >= self.my_rank() || self.abstaining(now) {
             return;
         }
-        let term = self.term;
-        self.send(from, Message::Ok { epoch: term });
-        match self.role {
-            Role::Leader => self.send(from, Message::Coordinator { epoch: term }),
+        let term = self.lead.term();
+        self.lead.send(from, Message::Ok { epoch: term });
+        match self.lead.role() {
+            Role::Leader => self.lead.send(from, Message::Coordinator { epoch: term }),
             Role::Candidate => {}
             _ if self.live_leader(now).is_some() => {}
             _ => self.start_election(now),
@@ -309,9 +261,9 @@ impl Bully {
     /// OK from a higher-ranked node: it takes over; wait for its COORDINATOR.
     fn step_ok(&mut self, now: Duration, from: &str, epoch: Term) {
         self.observe_epoch(now, epoch);
-        if self.role == Role::Candidate && self.cfg.rank(from) > self.my_rank() {
-            self.role = Role::Follower;
-            self.enter(self.term, None);
+        if self.lead.role() == Role::Candidate && self.cfg.rank(from) > self.my_rank() {
+            self.lead.set_role(Role::Follower);
+            self.lead.enter(self.lead.term(), None);
             self.reset_timer(now);
         }
     }
@@ -320,12 +272,12 @@ impl Bully {
     /// stale.
     fn step_claim(&mut self, now: Duration, from: &str, epoch: Term, seq: u64) {
         let outranks_me = self.cfg.rank(from) > self.my_rank();
-        if self.role == Role::Leader {
+        if self.lead.role() == Role::Leader {
             if !outranks_me {
                 // Two coordinators met: the higher rank stays. A higher epoch makes ours stale first.
                 self.observe_epoch(now, epoch);
-                let term = self.term;
-                self.send(from, Message::Coordinator { epoch: term });
+                let term = self.lead.term();
+                self.lead.send(from, Message::Coordinator { epoch: term });
                 return;
             }
         } else {
@@ -337,43 +289,27 @@ impl Bully {
             }
             if !outranks_me && self.preempts(now) {
                 // Preemption: a lower-ranked coordinator is challenged.
-                if self.role != Role::Candidate {
+                if self.lead.role() != Role::Candidate {
                     self.start_election(now);
                 }
                 return;
             }
         }
-        if epoch < self.term {
+        if epoch < self.lead.term() {
             // A token below one we have seen: the claimant must take a fresh epoch first.
-            let term = self.term;
-            self.send(from, Message::AliveAck { epoch: term, seq });
+            let term = self.lead.term();
+            self.lead.send(from, Message::AliveAck { epoch: term, seq });
             return;
         }
         self.follow(now, from, epoch);
-        self.send(from, Message::AliveAck { epoch, seq });
+        self.lead.send(from, Message::AliveAck { epoch, seq });
     }
 
     fn step_ack(&mut self, now: Duration, from: &str, epoch: Term, seq: u64) {
-        if epoch > self.term {
+        if epoch > self.lead.term() {
             self.observe_epoch(now, epoch);
-        } else if epoch == self.term && self.role == Role::Leader {
-            self.record_ack(now, from, seq);
-        }
-    }
-
-    fn record_ack(&mut self, now: Duration, _from: &str, seq: u64) {
-        let lease = self.cfg.timing.lease_duration();
-        let c = self.coordination.as_mut().expect("a coordinator has coordination state");
-        // A round whose lease would already be over grants nothing (as in raft).
-        let Some(&(_, sent_at)) = c.rounds.iter().find(|(s, at)| *s == seq && *at + lease > now) else { return };
-        while c.rounds.front().is_some_and(|(s, _)| *s <= seq) {
-            c.rounds.pop_front();
-        }
-        let first = c.lease_expiry.is_none();
-        let expiry = sent_at + lease;
-        c.lease_expiry = Some(c.lease_expiry.map_or(expiry, |e| e.max(expiry)));
-        if first {
-            self.emit(EventKind::Elected);
+        } else if epoch == self.lead.term() && self.lead.role() == Role::Leader {
+            self.lead.acknowledge(now, from, seq, &self.cfg.timing);
         }
     }
 
@@ -381,130 +317,89 @@ impl Bully {
 
     /// ELECTION to every higher-ranked member; with none, this node coordinates at once.
     fn start_election(&mut self, now: Duration) {
-        assert_ne!(self.role, Role::Leader, "a coordinator does not hold elections");
-        let my_rank = self.my_rank();
-        let higher: Vec<NodeId> = self.cfg.peers().filter(|p| self.cfg.rank(p) > my_rank).cloned().collect();
-        self.emit(EventKind::ElectionStarted);
-        if higher.is_empty() {
-            self.become_coordinator(now);
+        assert_ne!(self.lead.role(), Role::Leader, "a coordinator does not hold elections");
+        self.lead.emit(EventKind::ElectionStarted);
+        let my_rank = self.cfg.rank(&self.cfg.id);
+        if !self.cfg.peers().any(|p| self.cfg.rank(p) > my_rank) {
+            self.become_coordinator(now, self.lead.term());
             return;
         }
-        self.role = Role::Candidate;
-        self.enter(self.term, None);
+        self.lead.set_role(Role::Candidate);
+        self.lead.enter(self.lead.term(), None);
         self.deadline = now + self.cfg.timing.election_timeout.0;
-        let epoch = self.term;
-        for peer in higher {
-            self.send(&peer, Message::Election { epoch });
+        let epoch = self.lead.term();
+        for peer in self.cfg.peers().filter(|p| self.cfg.rank(p) > my_rank) {
+            self.lead.send(peer, Message::Election { epoch });
         }
     }
 
-    /// A fresh epoch (strictly above every epoch seen, and this node's own), persisted before the
-    /// COORDINATOR that announces it: the call's outputs start with the `Persist`.
-    fn become_coordinator(&mut self, now: Duration) {
-        assert_ne!(self.role, Role::Leader, "already coordinating");
-        let Some(epoch) = self.next_epoch() else {
+    /// A fresh epoch (strictly above `seen` and every epoch seen, and this node's own), persisted
+    /// before the COORDINATOR that announces it: the call's outputs start with the `Persist`.
+    fn become_coordinator(&mut self, now: Duration, seen: Term) {
+        assert_ne!(self.lead.role(), Role::Leader, "already coordinating");
+        let seen = seen.max(self.lead.term());
+        let Some(epoch) = next_epoch(seen, &self.cfg.members, &self.cfg.id) else {
             // No epoch left (only a state file from elsewhere could bring this): stay a follower.
+            self.lead.raise_term(seen);
             self.become_follower(now, None, None);
             return;
         };
-        assert!(epoch > self.term, "a coordinator's epoch exceeds every epoch it has seen");
-        self.role = Role::Leader;
+        assert!(epoch > seen, "a coordinator's epoch exceeds every epoch it has seen");
         self.yielded = false;
         self.abstain_until = None;
-        self.leader_contact = None;
-        self.enter(epoch, Some(self.cfg.id.clone()));
-        self.coordination = Some(Coordination {
-            next_seq: 0,
-            heartbeat_deadline: now,
-            rounds: VecDeque::new(),
-            since: now,
-            lease_expiry: None,
-        });
+        self.lead.forget_leader_contact();
+        // Rounds are numbered from 0 (the announcement); one peer's ack settles one (alone, none).
+        let acks_needed = usize::from(self.cfg.members.len() > 1);
+        self.lead.lead(now, &self.cfg.id, epoch, 0, acks_needed);
         self.broadcast_round(now);
     }
 
     /// `why` says why a coordinator steps down; None only where it never held its lease.
-    fn become_follower(&mut self, now: Duration, leader: Option<NodeId>, why: Option<DemoteReason>) {
-        if self.role == Role::Leader {
-            self.coordination = None;
-            if self.outbox.elected_open() {
-                self.emit_demoted(why.expect("a coordinator that held its lease steps down for a reason"));
-            }
-        }
-        self.role = Role::Follower;
-        self.enter(self.term, leader);
+    fn become_follower(&mut self, now: Duration, leader: Option<&str>, why: Option<DemoteReason>) {
+        self.lead.step_down(why);
+        self.lead.enter(self.lead.term(), leader);
         self.reset_timer(now);
     }
 
     fn follow(&mut self, now: Duration, from: &str, epoch: Term) {
-        debug_assert!(epoch >= self.term);
-        if self.role == Role::Leader {
-            // Only a higher-ranked claimant with a higher epoch gets here: our token is stale.
-            self.coordination = None;
-            if self.outbox.elected_open() {
-                self.emit_demoted(DemoteReason::HigherTerm);
-            }
-        }
-        self.role = Role::Follower;
-        self.enter(epoch, Some(from.to_string()));
-        self.leader_contact = Some(now);
+        debug_assert!(epoch >= self.lead.term());
+        // A coordinator gets here only from a higher-ranked claimant with a higher epoch: our
+        // token is stale.
+        self.lead.step_down(Some(DemoteReason::HigherTerm));
+        self.lead.enter(epoch, Some(from));
+        self.lead.heard_leader(now);
         self.reset_timer(now);
     }
 
     /// A higher epoch than ours: remember it (persisted). A coordinator's token is then stale: it
     /// ends that leadership and takes a fresh epoch above it.
     fn observe_epoch(&mut self, now: Duration, epoch: Term) {
-        if epoch <= self.term {
+        if epoch <= self.lead.term() {
             return;
         }
-        if self.role == Role::Leader {
-            self.coordination = None;
-            if self.outbox.elected_open() {
-                self.emit_demoted(DemoteReason::HigherTerm);
-            }
-            self.role = Role::Follower;
-            self.term = epoch;
-            self.become_coordinator(now);
+        if self.lead.role() == Role::Leader {
+            self.lead.step_down(Some(DemoteReason::HigherTerm));
+            self.become_coordinator(now, epoch);
         } else {
-            let leader = self.leader.clone();
-            self.enter(epoch, leader);
+            self.lead.raise_term(epoch);
         }
     }
 
     fn step_aside(&mut self, now: Duration, why: DemoteReason) {
-        if self.role != Role::Leader {
+        if self.lead.role() != Role::Leader {
             return;
         }
-        let (min, max) = self.cfg.timing.election_timeout;
         self.become_follower(now, None, Some(why));
         self.yielded = true;
-        self.abstain_until = Some(now + max + min * 2);
+        self.abstain_until = Some(now + abstention(&self.cfg.timing));
     }
 
+    /// COORDINATOR (round 0) or ALIVE to every member.
     fn broadcast_round(&mut self, now: Duration) {
-        let lease = self.cfg.timing.lease_duration();
-        let heartbeat = self.cfg.timing.heartbeat_interval;
-        let alone = self.cfg.members.len() == 1;
-        let c = self.coordination.as_mut().expect("a coordinator has coordination state");
-        let seq = c.next_seq;
-        c.next_seq += 1;
-        c.heartbeat_deadline = now + heartbeat;
-        while c.rounds.len() >= MAX_OPEN_ROUNDS || c.rounds.front().is_some_and(|(_, at)| *at + lease <= now) {
-            c.rounds.pop_front();
-        }
-        let mut first = false;
-        if alone {
-            first = c.lease_expiry.is_none();
-            c.lease_expiry = Some(now + lease);
-        } else {
-            c.rounds.push_back((seq, now));
-        }
-        if first {
-            self.emit(EventKind::Elected);
-        }
-        let epoch = self.term;
-        let message = if seq == 0 { Message::Coordinator { epoch } } else { Message::Alive { epoch, seq } };
-        self.outbox.broadcast(&self.cfg.members, &self.cfg.id, &message.clone());
+        self.lead.heartbeat(now, &self.cfg, |epoch, seq| match seq {
+            0 => Message::Coordinator { epoch },
+            _ => Message::Alive { epoch, seq },
+        });
     }
 
     // ----- helpers ----------------------------------------------------------------------------
@@ -513,23 +408,9 @@ impl Bully {
         self.cfg.rank(&self.cfg.id)
     }
 
-    /// The smallest epoch above ours that belongs to this node: congruent to its index in the
-    /// sorted member list, modulo the group size. None past `Term::MAX`.
-    fn next_epoch(&self) -> Option<Term> {
-        let n = self.cfg.members.len() as Term;
-        let i = self.cfg.members.iter().position(|m| *m == self.cfg.id).expect("a member") as Term;
-        let base = (self.term - self.term % n).checked_add(i)?;
-        if base > self.term {
-            Some(base)
-        } else {
-            base.checked_add(n)
-        }
-    }
-
     /// The coordinator this follower heard from within `election_timeout.min`, if any.
     fn live_leader(&self, now: Duration) -> Option<&NodeId> {
-        let fresh = self.leader_contact.is_some_and(|c| now < c + self.cfg.timing.election_timeout.0);
-        (self.role == Role::Follower && fresh).then_some(self.leader.as_ref()).flatten().filter(|l| **l != self.cfg.id)
+        self.lead.live_leader(now, self.cfg.timing.election_timeout.0, &self.cfg.id)
     }
 
     fn abstaining(&self, now: Duration) -> bool {
@@ -543,66 +424,23 @@ impl Bully {
     /// The start of every input: starts the clock, keeps time monotonic, and steps a coordinator
     /// whose lease lapsed down before anything else (so nothing renews a lapsed lease).
     fn advance(&mut self, now: Duration) -> Duration {
-        if self.booted_at.is_none() {
-            self.booted_at = Some(now);
-            self.last_now = now;
+        let (now, booted) = self.lead.advance_clock(now);
+        if booted {
             self.reset_timer(now);
         }
-        self.last_now = self.last_now.max(now);
-        let now = self.last_now;
-        if self.lease_lapsed(now) {
+        if self.lead.lease_lapsed(now) {
             self.become_follower(now, None, Some(DemoteReason::LostLease));
         }
         now
-    }
-
-    fn lease_lapsed(&self, now: Duration) -> bool {
-        self.lease_expiry().is_some_and(|e| now >= e)
     }
 
     fn reset_timer(&mut self, now: Duration) {
         self.deadline = now + random_timeout(&self.cfg.timing, &mut self.rng);
     }
 
-    /// Moves to epoch `term` (never back) with `leader`, reporting the term first, then the leader.
-    fn enter(&mut self, term: Term, leader: Option<NodeId>) {
-        assert!(term >= self.term, "epoch never decreases ({} -> {term})", self.term);
-        let term_changed = term > self.term;
-        let leader_changed = self.leader != leader;
-        self.term = term;
-        self.leader = leader;
-        if term_changed {
-            self.emit(EventKind::TermChanged);
-        }
-        if leader_changed {
-            self.emit(EventKind::LeaderChanged);
-        }
-    }
-
-    fn emit(&mut self, kind: EventKind) {
-        assert_ne!(kind, EventKind::Demoted, "demoted always carries a reason");
-        self.push_event(kind, None);
-    }
-
-    fn emit_demoted(&mut self, why: DemoteReason) {
-        self.push_event(EventKind::Demoted, Some(why));
-    }
-
-    fn push_event(&mut self, kind: EventKind, reason: Option<DemoteReason>) {
-        let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
-        self.outbox.event(kind, self.term, self.leader.clone(), reason, holds_lease);
-    }
-
-    fn send(&mut self, to: &str, message: Message) {
-        self.outbox.send(to, message);
-    }
-
-    /// Drains the outputs of one call, the new hard state (if any) first: a new epoch is durable
-    /// before the COORDINATOR that announces it leaves the node.
+    /// Drains the outputs of one call, the new epoch (if any) first: it is durable before the
+    /// COORDINATOR that announces it leaves the node.
     fn take_outputs(&mut self) -> Vec<Output> {
-        assert!(self.role != Role::Leader || self.leader.as_ref() == Some(&self.cfg.id), "a coordinator leads itself");
-        let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
-        let hard = self.hard_state();
-        self.outbox.take(hard.term, hard.voted_for.as_ref(), holds_lease)
+        self.lead.take_outputs(None, &self.cfg.id)
     }
 }

@@ -21,10 +21,17 @@
 //! small, calls are statically dispatched in the simulator's hot loop (millions of steps a
 //! second), and a match shows in one place which algorithms exist. Adding one is a module, a
 //! variant here, and a name in [`Algorithm`].
+//!
+//! What every algorithm does the same way lives beside them, so an algorithm's module holds only
+//! its election rules: `leadership` (role, term, leader, the lease a leader earns from acknowledged
+//! heartbeat rounds, the elected/demoted bookkeeping, events and the drain of outputs, on
+//! `outbox`), and [`limits`] (every bound, defined once).
 
 pub mod bully;
 pub mod config;
 pub mod faults;
+mod leadership;
+pub mod limits;
 pub mod measures;
 pub mod messages;
 mod outbox;
@@ -47,9 +54,10 @@ use std::time::Duration;
 
 pub use bully::Bully;
 pub use config::{Algorithm, Config, ConfigError, NodeId, Timing};
+pub use limits::MAX_TERM_AHEAD;
 pub use measures::{RoundTrip, VoteAnswer, VoteCounts};
 pub use messages::{DemoteReason, Event, EventKind, HardState, Message, Output, Term};
-pub use raft::{Raft, MAX_TERM_AHEAD};
+pub use raft::Raft;
 pub use ring::Ring;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,39 +35,17 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
+use super::leadership::Leadership;
+use super::limits::MAX_OPEN_ROUNDS;
 use super::measures::{RoundTrip, VoteAnswer, VoteCounts};
 use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
-use super::outbox::{random_timeout, Outbox};
+use super::outbox::random_timeout;
 use super::{Role, State, TransferError};
 
-/// Heartbeat rounds a leader remembers while waiting for acks. Rounds older than the lease are
-/// useless, so this is only a backstop against a huge election timeout with a tiny heartbeat.
-const MAX_OPEN_ROUNDS: usize = 64;
-
-/// How far ahead of ours a message's term may be. Terms grow by one per election; a billion
-/// elections at once is not a peer following the rules.
-pub const MAX_TERM_AHEAD: Term = 1 << 30;
-
-/// One heartbeat broadcast, kept until a majority acknowledges it or it is too old to matter.
-#[derive(Debug, Clone)]
-struct Round {
-    seq: u64,
-    sent_at: Duration,
-    acks: Vec<NodeId>,
-}
-
-/// What only a leader keeps.
-#[derive(Debug, Clone)]
-struct Leadership {
-    next_seq: u64,
-    heartbeat_deadline: Duration,
-    rounds: VecDeque<Round>,
-    /// Send time of the newest round a majority acknowledged (the election itself to begin with):
-    /// the base of both the lease and the check-quorum step-down.
-    quorum_contact_at: Duration,
-    /// None until the first round a majority acknowledged; once set, the leader steps down the
-    /// moment it passes, so it is never renewed after lapsing.
-    lease_expiry: Option<Duration>,
+/// What a leader learns from its followers' acks besides its lease: how far each is caught up
+/// and how far away it is. Empty unless this node leads (cleared when its leadership ends).
+#[derive(Debug, Clone, Default)]
+struct PeerAcks {
     /// Newest round each peer acknowledged: the most caught-up peer is the best hand-off target.
     last_ack: BTreeMap<NodeId, u64>,
     /// Send times of the newest rounds (at most MAX_OPEN_ROUNDS), kept after a round is settled
@@ -77,20 +55,50 @@ struct Leadership {
     round_trips: BTreeMap<NodeId, RoundTrip>,
 }
 
+impl PeerAcks {
+    fn sent(&mut self, seq: u64, now: Duration) {
+        if self.sent_at.len() >= MAX_OPEN_ROUNDS {
+            self.sent_at.pop_front();
+        }
+        self.sent_at.push_back((seq, now));
+    }
+
+    fn acked(&mut self, now: Duration, from: &str, seq: u64) {
+        // Looked up before inserting: the key is copied only at a peer's first ack of the term.
+        match self.last_ack.get_mut(from) {
+            Some(last) => *last = (*last).max(seq),
+            None => drop(self.last_ack.insert(from.to_string(), seq)),
+        }
+        // Rounds are numbered consecutively, so a round's place in `sent_at` follows from its seq.
+        let sent = self
+            .sent_at
+            .front()
+            .and_then(|&(first, _)| self.sent_at.get(usize::try_from(seq.checked_sub(first)?).ok()?));
+        if let Some(&(_, sent_at)) = sent.filter(|(s, _)| *s == seq) {
+            let sample = now.saturating_sub(sent_at);
+            match self.round_trips.get_mut(from) {
+                Some(r) => r.update(sample),
+                None => drop(self.round_trips.insert(from.to_string(), RoundTrip::first(sample))),
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.last_ack.clear();
+        self.sent_at.clear();
+        self.round_trips.clear();
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Raft {
     cfg: Config,
     rng: Pcg64Mcg,
-
-    // Durable: every change is handed to the driver as a `Persist` before dependent sends.
-    term: Term,
+    /// Role, term (durable), leader, the lease and its rounds, events and outputs.
+    lead: Leadership,
+    /// Durable with the term: every change is handed to the driver as a `Persist` before
+    /// dependent sends.
     voted_for: Option<NodeId>,
-
-    role: Role,
-    leader: Option<NodeId>,
-    /// The first `tick`/`step` starts the clock.
-    booted_at: Option<Duration>,
-    last_now: Duration,
     election_deadline: Duration,
     /// This node grants no vote (its own included) before this instant, except to a `transfer`
     /// campaign: `election_timeout.min` after the last heartbeat it acknowledged, or after it
@@ -98,32 +106,22 @@ pub struct Raft {
     silent_until: Option<Duration>,
     /// Vote responses of the current (pre-)campaign: granted or not, per voter (self included).
     votes: BTreeMap<NodeId, bool>,
-    leadership: Option<Leadership>,
-    /// When this node last handled a heartbeat from the leader it follows.
-    leader_contact: Option<Duration>,
+    acks: PeerAcks,
     /// Vote requests this node answered, for monitoring only.
     vote_counts: VoteCounts,
-    outbox: Outbox,
 }
 
 impl Raft {
     /// A node starting from `hard` (all zeros for a fresh node, the persisted state on restart).
     pub fn new(cfg: Config, hard: HardState) -> Raft {
-        let rng = Pcg64Mcg::seed_from_u64(cfg.seed);
         Raft {
-            rng,
-            term: hard.term,
+            rng: Pcg64Mcg::seed_from_u64(cfg.seed),
             voted_for: hard.voted_for.clone(),
-            outbox: Outbox::new(hard),
-            role: Role::Follower,
-            leader: None,
-            booted_at: None,
-            last_now: Duration::ZERO,
+            lead: Leadership::new(hard),
             election_deadline: Duration::ZERO,
             silent_until: None,
             votes: BTreeMap::new(),
-            leadership: None,
-            leader_contact: None,
+            acks: PeerAcks::default(),
             vote_counts: VoteCounts::default(),
             cfg,
         }
@@ -138,23 +136,23 @@ impl Raft {
     }
 
     pub fn role(&self) -> Role {
-        self.role
+        self.lead.role()
     }
 
     pub fn term(&self) -> Term {
-        self.term
+        self.lead.term()
     }
 
     pub fn leader(&self) -> Option<&NodeId> {
-        self.leader.as_ref()
+        self.lead.leader()
     }
 
     pub fn hard_state(&self) -> HardState {
-        HardState { term: self.term, voted_for: self.voted_for.clone() }
+        HardState { term: self.lead.term(), voted_for: self.voted_for.clone() }
     }
 
     pub fn lease_expiry(&self) -> Option<Duration> {
-        self.leadership.as_ref().and_then(|l| l.lease_expiry)
+        self.lead.lease_expiry()
     }
 
     pub fn vote_counts(&self) -> VoteCounts {
@@ -164,44 +162,29 @@ impl Raft {
     /// The round-trip time to `peer` measured by this leadership's heartbeats; None unless this
     /// node leads and the peer acknowledged one of its rounds.
     pub fn round_trip(&self, peer: &str) -> Option<RoundTrip> {
-        self.leadership.as_ref()?.round_trips.get(peer).copied()
+        self.acks.round_trips.get(peer).copied()
     }
 
     pub fn state(&self) -> State {
-        State {
-            role: self.role,
-            term: self.term,
-            voted_for: self.voted_for.clone(),
-            leader: self.leader.clone(),
-            lease_expiry: self.lease_expiry(),
-            leader_contact: self.leader_contact,
-        }
+        self.lead.state(self.voted_for.as_ref())
     }
 
     /// Leader and inside its lease at `now`: the only time a caller may act as the leader.
     pub fn is_leader(&self, now: Duration) -> bool {
-        self.role == Role::Leader && self.lease_expiry().is_some_and(|e| now < e)
+        self.lead.is_leader(now)
     }
 
     /// The term, while `is_leader`: it strictly increases from one leadership to the next.
     pub fn fencing_token(&self, now: Duration) -> Option<Term> {
-        self.is_leader(now).then_some(self.term)
+        self.lead.fencing_token(now)
     }
 
-    /// The next time `tick` has work to do, or None before the clock has started.
+    /// The next time `tick` has work to do, or None before the clock has started. A leader: the
+    /// next heartbeat, or the lapse of its lease, whichever comes first (not yet holding one, with
+    /// check-quorum: the check instead of the lapse).
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.booted_at?;
-        Some(match &self.leadership {
-            Some(l) => match l.lease_expiry {
-                // Holding a lease: the next heartbeat, or the lapse, whichever comes first.
-                Some(expiry) => l.heartbeat_deadline.min(expiry),
-                None if self.cfg.timing.check_quorum => {
-                    l.heartbeat_deadline.min(l.quorum_contact_at + self.cfg.timing.election_timeout.0)
-                }
-                None => l.heartbeat_deadline,
-            },
-            None => self.election_deadline,
-        })
+        let check_quorum = self.cfg.timing.check_quorum.then_some(self.cfg.timing.election_timeout.0);
+        self.lead.next_deadline(check_quorum, self.election_deadline)
     }
 
     // ----- inputs -----------------------------------------------------------------------------
@@ -211,7 +194,7 @@ impl Raft {
     /// silent too long), and otherwise sends its heartbeats.
     pub fn tick(&mut self, now: Duration) -> Vec<Output> {
         let now = self.advance(now);
-        match self.role {
+        match self.lead.role() {
             Role::Leader => self.tick_heartbeat(now),
             _ => self.tick_election(now),
         }
@@ -228,18 +211,17 @@ impl Raft {
     }
 
     /// Whether a message is raft's (another algorithm's is ignored) and its term one a peer
-    /// following the rules could send: at most `MAX_TERM_AHEAD` beyond ours. A term far ahead (a forged frame, a corrupt peer) would
-    /// otherwise be adopted and persisted, and a term near `Term::MAX` would leave no term to
-    /// campaign at, ever: refused, and drivers count it.
+    /// following the rules could send: at most `MAX_TERM_AHEAD` beyond ours (see `limits`): refused,
+    /// and drivers count it.
     pub fn plausible(&self, message: &Message) -> bool {
-        message.algorithm() == Algorithm::Raft && message.term() <= self.term.saturating_add(MAX_TERM_AHEAD)
+        message.algorithm() == Algorithm::Raft && self.lead.plausible_term(message.term())
     }
 
     /// Starts an election now, as if the election timeout had fired. Does nothing on a leader, and
     /// nothing while this node still owes silence to a leader's lease (it would cast its own vote).
     pub fn campaign(&mut self, now: Duration) -> Vec<Output> {
         let now = self.advance(now);
-        if self.role != Role::Leader && !self.in_lease(now) {
+        if self.lead.role() != Role::Leader && !self.in_lease(now) {
             self.start_campaign(now, false);
         }
         self.take_outputs()
@@ -271,11 +253,11 @@ impl Raft {
         if to == self.cfg.id || !self.cfg.members.iter().any(|m| m == to) {
             return Err(TransferError::UnknownPeer(to.to_string()));
         }
-        if self.role != Role::Leader || self.lease_lapsed(self.last_now.max(now)) {
+        if !self.lead.leads(now) {
             return Err(TransferError::NotLeader);
         }
         let now = self.advance(now);
-        debug_assert_eq!(self.role, Role::Leader, "checked above: the lease has not lapsed");
+        debug_assert_eq!(self.lead.role(), Role::Leader, "checked above: the lease has not lapsed");
         self.hand_off(now, to.to_string(), DemoteReason::Resigned);
         Ok(self.take_outputs())
     }
@@ -289,19 +271,15 @@ impl Raft {
     }
 
     fn tick_heartbeat(&mut self, now: Duration) {
-        let l = self.leadership.as_ref().expect("a leader has leadership state");
-        debug_assert!(!self.lease_lapsed(now), "advance steps a leader with a lapsed lease down first");
-        let never_leased = l.lease_expiry.is_none();
-        let silent_since = l.quorum_contact_at;
-        let heartbeat_due = now >= l.heartbeat_deadline;
-        if never_leased && self.cfg.timing.check_quorum && now >= silent_since + self.cfg.timing.election_timeout.0 {
+        debug_assert!(!self.lead.lease_lapsed(now), "advance steps a leader with a lapsed lease down first");
+        if self.cfg.timing.check_quorum && self.lead.unanswered_for(now, self.cfg.timing.election_timeout.0) {
             // Check-quorum (thesis 6.2): a majority has not answered for a whole minimum election
             // timeout since the win, so it may already follow somebody else. (A leader that held its
             // lease has stepped down already, when the lease lapsed.)
-            self.become_follower(now, self.term, None, Some(DemoteReason::LostLease));
+            self.become_follower(now, self.lead.term(), None, Some(DemoteReason::LostLease));
             return;
         }
-        if heartbeat_due {
+        if self.lead.heartbeat_due(now) {
             self.broadcast_heartbeat(now);
         }
     }
@@ -310,7 +288,7 @@ impl Raft {
 
     fn step_message(&mut self, now: Duration, from: &str, message: Message) {
         let term = message.term();
-        if term > self.term {
+        if term > self.lead.term() {
             match message {
                 // Pre-vote traffic never raises a term (thesis 9.6): that is its whole point.
                 Message::Vote { pre_vote: true, .. } | Message::VoteResponse { pre_vote: true, granted: true, .. } => {}
@@ -324,14 +302,14 @@ impl Raft {
                 }
                 _ => self.become_follower(now, term, None, Some(DemoteReason::HigherTerm)),
             }
-        } else if term < self.term {
+        } else if term < self.lead.term() {
             self.step_stale(from, message);
             return;
         }
 
         match message {
             Message::Vote { term, pre_vote, transfer } => self.handle_vote_request(now, from, term, pre_vote, transfer),
-            _ => match self.role {
+            _ => match self.lead.role() {
                 Role::Follower => self.step_follower(now, from, message),
                 Role::PreCandidate | Role::Candidate => self.step_candidate(now, from, message),
                 Role::Leader => self.step_leader(now, from, message),
@@ -343,10 +321,12 @@ impl Raft {
     /// newer term; drop everything else.
     fn step_stale(&mut self, from: &str, message: Message) {
         match message {
-            Message::Heartbeat { seq, .. } => self.send(from, Message::HeartbeatResponse { term: self.term, seq }),
+            Message::Heartbeat { seq, .. } => {
+                self.lead.send(from, Message::HeartbeatResponse { term: self.lead.term(), seq })
+            }
             Message::Vote { pre_vote, .. } => {
                 self.vote_counts.record(pre_vote, VoteAnswer::StaleTerm);
-                self.send(from, Message::VoteResponse { term: self.term, granted: false, pre_vote })
+                self.lead.send(from, Message::VoteResponse { term: self.lead.term(), granted: false, pre_vote })
             }
             _ => {}
         }
@@ -356,25 +336,27 @@ impl Raft {
     /// first served; a pre-vote is granted when a real vote would be, without changing anything.
     fn handle_vote_request(&mut self, now: Duration, from: &str, term: Term, pre_vote: bool, transfer: bool) {
         let repeat = !pre_vote && self.voted_for.as_deref() == Some(from);
-        let can_vote = repeat || (self.voted_for.is_none() && self.leader.is_none()) || (pre_vote && term > self.term);
+        let can_vote = repeat
+            || (self.voted_for.is_none() && self.lead.leader().is_none())
+            || (pre_vote && term > self.lead.term());
         if can_vote && !repeat && !transfer && self.in_lease(now) {
             // The disruptive-server rule again: silence, not even a rejection.
             return self.vote_counts.record(pre_vote, VoteAnswer::InLease);
         }
-        let answer = match (&self.voted_for, &self.leader) {
+        let answer = match (&self.voted_for, self.lead.leader()) {
             _ if can_vote => VoteAnswer::Granted,
             (Some(_), _) => VoteAnswer::AlreadyVoted,
             (None, _) => VoteAnswer::LeaderKnown,
         };
         self.vote_counts.record(pre_vote, answer);
         if !pre_vote && can_vote {
-            debug_assert_eq!(term, self.term);
+            debug_assert_eq!(term, self.lead.term());
             self.voted_for = Some(from.to_string());
             self.reset_election_timer(now);
         }
         // A granted pre-vote answers at the term asked for, so the pre-candidate can count it.
-        let reply_term = if pre_vote && can_vote { term } else { self.term };
-        self.send(from, Message::VoteResponse { term: reply_term, granted: can_vote, pre_vote });
+        let reply_term = if pre_vote && can_vote { term } else { self.lead.term() };
+        self.lead.send(from, Message::VoteResponse { term: reply_term, granted: can_vote, pre_vote });
     }
 
     fn step_follower(&mut self, now: Duration, from: &str, message: Message) {
@@ -389,12 +371,13 @@ impl Raft {
         match message {
             Message::Heartbeat { seq, .. } => {
                 // Somebody won this term (paper 5.2): follow it. A candidate has no leadership to end.
-                self.become_follower(now, self.term, Some(from), None);
+                self.become_follower(now, self.lead.term(), Some(from), None);
                 self.handle_heartbeat(now, from, seq);
             }
             Message::VoteResponse { term, granted, pre_vote } => {
-                let campaigning_term = if self.role == Role::PreCandidate { self.term + 1 } else { self.term };
-                let expected_kind = pre_vote == (self.role == Role::PreCandidate);
+                let campaigning_term =
+                    if self.lead.role() == Role::PreCandidate { self.lead.term() + 1 } else { self.lead.term() };
+                let expected_kind = pre_vote == (self.lead.role() == Role::PreCandidate);
                 // A rejected pre-vote answers with the voter's own term, which may be ours.
                 if expected_kind && (term == campaigning_term || !granted) {
                     self.votes.insert(from.to_string(), granted);
@@ -415,11 +398,11 @@ impl Raft {
     }
 
     fn handle_heartbeat(&mut self, now: Duration, from: &str, seq: u64) {
-        self.enter(self.term, Some(from));
-        self.leader_contact = Some(now);
+        self.enter(self.lead.term(), Some(from));
+        self.lead.heard_leader(now);
         self.promise_silence(now);
         self.reset_election_timer(now);
-        self.send(from, Message::HeartbeatResponse { term: self.term, seq });
+        self.lead.send(from, Message::HeartbeatResponse { term: self.lead.term(), seq });
     }
 
     fn count_votes(&mut self, now: Duration) {
@@ -427,61 +410,20 @@ impl Raft {
         let rejected = self.votes.len() - granted;
         let quorum = self.cfg.quorum();
         if granted >= quorum {
-            match self.role {
+            match self.lead.role() {
                 Role::PreCandidate => self.become_candidate(now, false),
                 Role::Candidate => self.become_leader(now),
                 _ => unreachable!("votes are counted only while campaigning"),
             }
         } else if rejected >= quorum {
             // Only a (pre-)candidate counts votes: no leadership to end.
-            self.become_follower(now, self.term, None, None);
+            self.become_follower(now, self.lead.term(), None, None);
         }
     }
 
     fn record_ack(&mut self, now: Duration, from: &str, seq: u64) {
-        let quorum = self.cfg.quorum();
-        let lease = self.cfg.timing.lease_duration();
-        let l = self.leadership.as_mut().expect("a leader has leadership state");
-        // Looked up before inserting: the key is copied only at a peer's first ack of the term.
-        match l.last_ack.get_mut(from) {
-            Some(last) => *last = (*last).max(seq),
-            None => {
-                l.last_ack.insert(from.to_string(), seq);
-            }
-        }
-        // Rounds are numbered consecutively, so a round's place in `sent_at` follows from its seq.
-        let sent =
-            l.sent_at.front().and_then(|&(first, _)| l.sent_at.get(usize::try_from(seq.checked_sub(first)?).ok()?));
-        if let Some(&(_, sent_at)) = sent.filter(|(s, _)| *s == seq) {
-            let sample = now.saturating_sub(sent_at);
-            match l.round_trips.get_mut(from) {
-                Some(r) => r.update(sample),
-                None => drop(l.round_trips.insert(from.to_string(), RoundTrip::first(sample))),
-            }
-        }
-        // A round whose lease would already be over can grant nothing (as in broadcast_heartbeat):
-        // counting it would announce `elected` for a lease that is already gone.
-        let Some(round) = l.rounds.iter_mut().find(|r| r.seq == seq && r.sent_at + lease > now) else { return };
-        if !round.acks.iter().any(|a| a == from) {
-            round.acks.push(from.to_string());
-        }
-        let mut first_lease = false;
-        if round.acks.len() >= quorum {
-            let sent_at = round.sent_at;
-            // This round and every older one are settled: acks for them can no longer help.
-            while l.rounds.front().is_some_and(|r| r.seq <= seq) {
-                l.rounds.pop_front();
-            }
-            if sent_at >= l.quorum_contact_at {
-                first_lease = l.lease_expiry.is_none();
-                l.quorum_contact_at = sent_at;
-                l.lease_expiry = Some(sent_at + lease);
-            }
-        }
-        if first_lease {
-            // The first lease of this term: from now on this node may act as leader.
-            self.emit(EventKind::Elected);
-        }
+        self.acks.acked(now, from, seq);
+        self.lead.acknowledge(now, from, seq, &self.cfg.timing);
     }
 
     // ----- transitions ------------------------------------------------------------------------
@@ -489,7 +431,7 @@ impl Raft {
     fn start_campaign(&mut self, now: Duration, transfer: bool) {
         // Election timers are always re-armed at least election_timeout.min after the last promise.
         debug_assert!(transfer || !self.in_lease(now), "campaigning inside a promised silence");
-        if self.term == Term::MAX {
+        if self.lead.term() == Term::MAX {
             // No term is left to campaign at (only a state file from elsewhere could bring this):
             // stay a follower rather than wrap around to term 0.
             self.reset_election_timer(now);
@@ -506,113 +448,75 @@ impl Raft {
     /// A leader that never held its lease steps down without `demoted` (it never announced
     /// `elected`).
     fn become_follower(&mut self, now: Duration, term: Term, leader: Option<&str>, why: Option<DemoteReason>) {
-        if self.role == Role::Leader {
-            let why = why.expect("a leader steps down for a reason");
-            self.leadership = None;
-            if self.outbox.elected_open() {
-                self.emit_demoted(why);
-            }
+        if self.lead.role() == Role::Leader {
+            assert!(why.is_some(), "a leader steps down for a reason");
+            self.acks.clear();
         }
-        self.role = Role::Follower;
+        self.lead.step_down(why);
         self.votes.clear();
         self.enter(term, leader);
         self.reset_election_timer(now);
     }
 
     fn become_pre_candidate(&mut self, now: Duration) {
-        assert_ne!(self.role, Role::Leader, "a leader never pre-campaigns");
-        self.role = Role::PreCandidate;
-        self.enter(self.term, None);
+        self.lead.set_role(Role::PreCandidate);
+        self.enter(self.lead.term(), None);
         self.reset_election_timer(now);
         self.votes.clear();
         self.votes.insert(self.cfg.id.clone(), true);
-        let next = self.term + 1;
+        let next = self.lead.term() + 1;
         self.broadcast(Message::Vote { term: next, pre_vote: true, transfer: false });
         self.count_votes(now);
     }
 
     fn become_candidate(&mut self, now: Duration, transfer: bool) {
-        assert_ne!(self.role, Role::Leader, "a leader never campaigns");
-        self.role = Role::Candidate;
-        self.enter(self.term + 1, None);
+        self.lead.set_role(Role::Candidate);
+        self.enter(self.lead.term() + 1, None);
         self.voted_for = Some(self.cfg.id.clone());
         self.reset_election_timer(now);
-        self.emit(EventKind::ElectionStarted);
+        self.lead.emit(EventKind::ElectionStarted);
         self.votes.clear();
         self.votes.insert(self.cfg.id.clone(), true);
-        self.broadcast(Message::Vote { term: self.term, pre_vote: false, transfer });
+        self.broadcast(Message::Vote { term: self.lead.term(), pre_vote: false, transfer });
         self.count_votes(now);
     }
 
     fn become_leader(&mut self, now: Duration) {
-        assert_eq!(self.role, Role::Candidate, "only a candidate wins an election");
+        assert_eq!(self.lead.role(), Role::Candidate, "only a candidate wins an election");
         assert_eq!(self.voted_for.as_ref(), Some(&self.cfg.id), "a leader's term is its own");
-        self.role = Role::Leader;
         self.votes.clear();
-        self.leadership = Some(Leadership {
-            next_seq: 1,
-            heartbeat_deadline: now,
-            rounds: VecDeque::new(),
-            quorum_contact_at: now,
-            lease_expiry: None,
-            last_ack: BTreeMap::new(),
-            sent_at: VecDeque::new(),
-            round_trips: BTreeMap::new(),
-        });
-        // Candidates know no leader, so winning changes it to us. `elected` waits for the lease.
-        self.leader = Some(self.cfg.id.clone());
-        self.emit(EventKind::LeaderChanged);
+        // Candidates know no leader, so winning changes it to us. `elected` waits for the lease:
+        // rounds are numbered from 1, and a majority with this node settles one.
+        let term = self.lead.term();
+        self.lead.lead(now, &self.cfg.id, term, 1, self.cfg.quorum() - 1);
         // Assert leadership at once (paper 5.2) and start earning the lease (alone: earned now).
         self.broadcast_heartbeat(now);
     }
 
     /// `resign` and `shut_down`: hand off to the most caught-up peer, or, alone, just step down.
     fn resign_because(&mut self, now: Duration, why: DemoteReason) {
-        let Some(l) = &self.leadership else { return };
-        let best = self.cfg.peers().max_by_key(|p| (l.last_ack.get(*p).copied(), std::cmp::Reverse(*p))).cloned();
+        if self.lead.role() != Role::Leader {
+            return;
+        }
+        let last_ack = &self.acks.last_ack;
+        let best = self.cfg.peers().max_by_key(|p| (last_ack.get(*p).copied(), std::cmp::Reverse(*p))).cloned();
         match best {
             Some(peer) => self.hand_off(now, peer, why),
-            None => self.become_follower(now, self.term, None, Some(why)),
+            None => self.become_follower(now, self.lead.term(), None, Some(why)),
         }
     }
 
     fn hand_off(&mut self, now: Duration, to: NodeId, why: DemoteReason) {
         // Stepping down before the target can campaign keeps `is_leader` exclusive: `transfer`
         // votes ignore our lease, so we must stop claiming it now.
-        let term = self.term;
+        let term = self.lead.term();
         self.become_follower(now, term, None, Some(why));
-        self.send(&to, Message::TimeoutNow { term });
+        self.lead.send(&to, Message::TimeoutNow { term });
     }
 
     fn broadcast_heartbeat(&mut self, now: Duration) {
-        let lease = self.cfg.timing.lease_duration();
-        let heartbeat = self.cfg.timing.heartbeat_interval;
-        let quorum = self.cfg.quorum();
-        let l = self.leadership.as_mut().expect("a leader has leadership state");
-        let seq = l.next_seq;
-        l.next_seq += 1;
-        l.heartbeat_deadline = now + heartbeat;
-        if l.sent_at.len() >= MAX_OPEN_ROUNDS {
-            l.sent_at.pop_front();
-        }
-        l.sent_at.push_back((seq, now));
-        while l.rounds.len() >= MAX_OPEN_ROUNDS || l.rounds.front().is_some_and(|r| r.sent_at + lease <= now) {
-            l.rounds.pop_front();
-        }
-        let mut first_lease = false;
-        if quorum == 1 {
-            // Alone, our own ack is a majority.
-            first_lease = l.lease_expiry.is_none();
-            l.quorum_contact_at = now;
-            l.lease_expiry = Some(now + lease);
-        } else {
-            l.rounds.push_back(Round { seq, sent_at: now, acks: vec![self.cfg.id.clone()] });
-        }
-        if first_lease {
-            self.emit(EventKind::Elected);
-        }
-        let term = self.term;
-        self.broadcast(Message::Heartbeat { term, seq });
+        let seq = self.lead.heartbeat(now, &self.cfg, |term, seq| Message::Heartbeat { term, seq });
+        self.acks.sent(seq, now);
     }
 
     // ----- helpers ----------------------------------------------------------------------------
@@ -621,9 +525,7 @@ impl Raft {
     /// within the minimum election timeout, or, as leader, a majority answered that recently.
     fn in_lease(&self, now: Duration) -> bool {
         let promised = self.silent_until.is_some_and(|t| now < t);
-        let leading =
-            self.leadership.as_ref().is_some_and(|l| now < l.quorum_contact_at + self.cfg.timing.election_timeout.0);
-        promised || leading
+        promised || self.lead.answered_within(now, self.cfg.timing.election_timeout.0)
     }
 
     fn promise_silence(&mut self, now: Duration) {
@@ -635,82 +537,41 @@ impl Raft {
     /// driver's clock that steps back is treated as standing still); then, before the input is
     /// handled, a leader whose lease has lapsed steps down, so nothing can renew a lapsed lease.
     fn advance(&mut self, now: Duration) -> Duration {
-        if self.booted_at.is_none() {
-            self.booted_at = Some(now);
-            self.last_now = now;
+        let (now, booted) = self.lead.advance_clock(now);
+        if booted {
             self.promise_silence(now);
             self.reset_election_timer(now);
         }
-        self.last_now = self.last_now.max(now);
-        let now = self.last_now;
-        if self.lease_lapsed(now) {
-            self.become_follower(now, self.term, None, Some(DemoteReason::LostLease));
+        if self.lead.lease_lapsed(now) {
+            self.become_follower(now, self.lead.term(), None, Some(DemoteReason::LostLease));
         }
         now
-    }
-
-    /// A leader that held a lease and whose lease is over at `now`.
-    fn lease_lapsed(&self, now: Duration) -> bool {
-        self.lease_expiry().is_some_and(|e| now >= e)
     }
 
     fn reset_election_timer(&mut self, now: Duration) {
         self.election_deadline = now + random_timeout(&self.cfg.timing, &mut self.rng);
     }
 
-    /// Moves to `term` (never back) following `leader`, then reports what changed: the term first,
-    /// then the leader, each event already carrying both new values. The leader is copied only
-    /// when it changes: a follower enters its leader's term again at every heartbeat.
+    /// Moves to `term` (never back) following `leader` (see `Leadership::enter`); a new term has
+    /// no vote yet.
     fn enter(&mut self, term: Term, leader: Option<&str>) {
-        assert!(term >= self.term, "term never decreases ({} -> {term})", self.term);
-        let term_changed = term > self.term;
-        let leader_changed = self.leader.as_deref() != leader;
-        if term_changed {
-            self.term = term;
+        if self.lead.enter(term, leader) {
             self.voted_for = None;
         }
-        if leader_changed {
-            self.leader = leader.map(str::to_string);
-        }
-        if term_changed {
-            self.emit(EventKind::TermChanged);
-        }
-        if leader_changed {
-            self.emit(EventKind::LeaderChanged);
-        }
-    }
-
-    fn emit(&mut self, kind: EventKind) {
-        assert_ne!(kind, EventKind::Demoted, "demoted always carries a reason");
-        self.push_event(kind, None);
-    }
-
-    fn emit_demoted(&mut self, why: DemoteReason) {
-        self.push_event(EventKind::Demoted, Some(why));
-    }
-
-    fn push_event(&mut self, kind: EventKind, reason: Option<DemoteReason>) {
-        let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
-        self.outbox.event(kind, self.term, self.leader.clone(), reason, holds_lease);
-    }
-
-    fn send(&mut self, to: &str, message: Message) {
-        self.outbox.send(to, message);
     }
 
     fn broadcast(&mut self, message: Message) {
-        self.outbox.broadcast(&self.cfg.members, &self.cfg.id, &message);
+        self.lead.broadcast(&self.cfg, &message);
     }
 
     /// Drains the outputs of one call, with the new hard state (if any) first: it must be durable
     /// before any message of this call leaves the node.
     fn take_outputs(&mut self) -> Vec<Output> {
-        let persisted = self.outbox.persisted();
+        let persisted = self.lead.persisted();
         assert!(
-            self.term > persisted.term || persisted.voted_for.is_none() || persisted.voted_for == self.voted_for,
+            self.lead.term() > persisted.term || persisted.voted_for.is_none() || persisted.voted_for == self.voted_for,
             "one vote per term"
         );
-        let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
-        self.outbox.take(self.term, self.voted_for.as_ref(), holds_lease)
+        self.lead.take_outputs(self.voted_for.as_ref(), &self.cfg.id)
     }
 }

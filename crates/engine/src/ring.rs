@@ -22,7 +22,8 @@
 //!   other side of a partition) starts an election, so the highest-ranked live member ends up
 //!   coordinating, as in Bully with preemption.
 //!
-//! **Epoch, fencing, lease and events** are Bully's (see `bully.rs`): `HardState.term` holds the
+//! **Epoch, fencing, lease and events** are Bully's (see `bully.rs`; the lease, events and outputs
+//! are the shared `leadership` core's): `HardState.term` holds the
 //! highest epoch seen (`voted_for` unused); epochs are unique to their node (congruent to its index
 //! modulo the group size) and above every epoch seen; a stale claim is answered with the higher
 //! epoch and the coordinator takes a fresh one; `is_leader` holds for
@@ -39,15 +40,11 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
+use super::leadership::{abstention, next_epoch, Leadership};
+use super::limits::MAX_OPEN_HOPS;
 use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
-use super::outbox::{random_timeout, Outbox};
-use super::raft::MAX_TERM_AHEAD;
+use super::outbox::random_timeout;
 use super::{Role, State, TransferError};
-
-/// Hops a node keeps waiting for their acks (a backstop: a hop lives one `heartbeat_interval`).
-const MAX_OPEN_HOPS: usize = 64;
-/// Heartbeat rounds a coordinator remembers while waiting for acks.
-const MAX_OPEN_ROUNDS: usize = 64;
 
 /// A message passed along the ring, waiting for its successor's `RingAck`.
 #[derive(Debug, Clone)]
@@ -60,35 +57,21 @@ struct Hop {
 }
 
 #[derive(Debug, Clone)]
-struct Coordination {
-    next_seq: u64,
-    heartbeat_deadline: Duration,
-    rounds: Vec<(u64, Duration)>,
-    since: Duration,
-    lease_expiry: Option<Duration>,
-}
-
-#[derive(Debug, Clone)]
 pub struct Ring {
     cfg: Config,
     rng: Pcg64Mcg,
     /// This node's successors, nearest first: the ring as seen from here.
     successors: Vec<NodeId>,
-    term: Term,
-    role: Role,
-    leader: Option<NodeId>,
-    booted_at: Option<Duration>,
-    last_now: Duration,
+    /// Role, epoch (`term`: the highest seen, durable; a coordinator's own), coordinator, lease
+    /// and outputs.
+    lead: Leadership,
     /// Follower or participant: when to (re)start an election.
     deadline: Duration,
     /// Chang and Roberts' participant flag: an election this node joined is circulating.
     participant: bool,
     hops: Vec<Hop>,
     next_hop: u64,
-    coordination: Option<Coordination>,
-    leader_contact: Option<Duration>,
     abstain_until: Option<Duration>,
-    outbox: Outbox,
 }
 
 impl Ring {
@@ -100,18 +83,11 @@ impl Ring {
         Ring {
             rng: Pcg64Mcg::seed_from_u64(cfg.seed),
             successors,
-            term: hard.term,
-            outbox: Outbox::new(HardState { term: hard.term, voted_for: hard.voted_for }),
-            role: Role::Follower,
-            leader: None,
-            booted_at: None,
-            last_now: Duration::ZERO,
+            lead: Leadership::new(hard),
             deadline: Duration::ZERO,
             participant: false,
             hops: Vec::new(),
             next_hop: 1,
-            coordination: None,
-            leader_contact: None,
             abstain_until: None,
             cfg,
         }
@@ -122,53 +98,39 @@ impl Ring {
     }
 
     pub fn role(&self) -> Role {
-        self.role
+        self.lead.role()
     }
 
     pub fn term(&self) -> Term {
-        self.term
+        self.lead.term()
     }
 
     pub fn leader(&self) -> Option<&NodeId> {
-        self.leader.as_ref()
+        self.lead.leader()
     }
 
     pub fn hard_state(&self) -> HardState {
-        HardState { term: self.term, voted_for: None }
+        HardState { term: self.lead.term(), voted_for: None }
     }
 
     pub fn lease_expiry(&self) -> Option<Duration> {
-        self.coordination.as_ref().and_then(|c| c.lease_expiry)
+        self.lead.lease_expiry()
     }
 
     pub fn state(&self) -> State {
-        State {
-            role: self.role,
-            term: self.term,
-            voted_for: None,
-            leader: self.leader.clone(),
-            lease_expiry: self.lease_expiry(),
-            leader_contact: self.leader_contact,
-        }
+        self.lead.state(None)
     }
 
     pub fn is_leader(&self, now: Duration) -> bool {
-        self.role == Role::Leader && self.lease_expiry().is_some_and(|e| now < e)
+        self.lead.is_leader(now)
     }
 
     pub fn fencing_token(&self, now: Duration) -> Option<Term> {
-        self.is_leader(now).then_some(self.term)
+        self.lead.fencing_token(now)
     }
 
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.booted_at?;
-        let own = match &self.coordination {
-            Some(c) => match c.lease_expiry {
-                Some(expiry) => c.heartbeat_deadline.min(expiry),
-                None => c.heartbeat_deadline.min(c.since + self.cfg.timing.election_timeout.0),
-            },
-            None => self.deadline,
-        };
+        let own = self.lead.next_deadline(Some(self.cfg.timing.election_timeout.0), self.deadline)?;
         Some(self.hops.iter().map(|h| h.deadline).fold(own, Duration::min))
     }
 
@@ -180,7 +142,7 @@ impl Ring {
             }
             _ => true,
         };
-        message.algorithm() == Algorithm::Ring && named_ok && message.term() <= self.term.saturating_add(MAX_TERM_AHEAD)
+        message.algorithm() == Algorithm::Ring && named_ok && self.lead.plausible_term(message.term())
     }
 
     // ----- inputs -----------------------------------------------------------------------------
@@ -188,7 +150,7 @@ impl Ring {
     pub fn tick(&mut self, now: Duration) -> Vec<Output> {
         let now = self.advance(now);
         self.tick_hops(now);
-        match self.role {
+        match self.lead.role() {
             Role::Leader => self.tick_coordinator(now),
             _ => self.tick_follower(now),
         }
@@ -205,7 +167,7 @@ impl Ring {
 
     pub fn campaign(&mut self, now: Duration) -> Vec<Output> {
         let now = self.advance(now);
-        if self.role != Role::Leader {
+        if self.lead.role() != Role::Leader {
             self.abstain_until = None;
             self.start_election(now);
         }
@@ -229,7 +191,7 @@ impl Ring {
         if to == self.cfg.id || !self.cfg.members.iter().any(|m| m == to) {
             return Err(TransferError::UnknownPeer(to.to_string()));
         }
-        if self.role != Role::Leader || self.lease_lapsed(self.last_now.max(now)) {
+        if !self.lead.leads(now) {
             return Err(TransferError::NotLeader);
         }
         let now = self.advance(now);
@@ -264,8 +226,8 @@ impl Ring {
             if next < self.successors.len() {
                 self.pass_to(now, hop.message, next);
             } else if let Message::RingElection { candidate, .. } = &hop.message {
-                if *candidate == self.cfg.id && self.role != Role::Leader && self.participant {
-                    self.become_coordinator(now);
+                if *candidate == self.cfg.id && self.lead.role() != Role::Leader && self.participant {
+                    self.become_coordinator(now, self.lead.term());
                 }
             }
         }
@@ -283,12 +245,11 @@ impl Ring {
     }
 
     fn tick_coordinator(&mut self, now: Duration) {
-        let c = self.coordination.as_ref().expect("a coordinator has coordination state");
-        if c.lease_expiry.is_none() && now >= c.since + self.cfg.timing.election_timeout.0 {
+        if self.lead.unanswered_for(now, self.cfg.timing.election_timeout.0) {
             self.become_follower(now, None, None);
             return;
         }
-        if now >= c.heartbeat_deadline {
+        if self.lead.heartbeat_due(now) {
             self.broadcast_round(now);
         }
     }
@@ -298,20 +259,20 @@ impl Ring {
     fn step_message(&mut self, now: Duration, from: &str, message: Message) {
         match message {
             Message::RingElection { epoch, candidate, hop } => {
-                self.send(from, Message::RingAck { hop });
+                self.lead.send(from, Message::RingAck { hop });
                 self.step_election(now, epoch, candidate);
             }
             Message::RingCoordinator { epoch, leader, hop } => {
-                self.send(from, Message::RingAck { hop });
+                self.lead.send(from, Message::RingAck { hop });
                 self.step_coordinator(now, epoch, leader);
             }
             Message::RingAck { hop } => self.hops.retain(|h| h.id != hop),
             Message::RingAlive { epoch, seq } => self.step_alive(now, from, epoch, seq),
             Message::RingAliveAck { epoch, seq } => {
-                if epoch > self.term {
+                if epoch > self.lead.term() {
                     self.observe_epoch(now, epoch);
-                } else if epoch == self.term && self.role == Role::Leader {
-                    self.record_ack(now, seq);
+                } else if epoch == self.lead.term() && self.lead.role() == Role::Leader {
+                    self.lead.acknowledge(now, from, seq, &self.cfg.timing);
                 }
             }
             _ => {}
@@ -323,28 +284,28 @@ impl Ring {
     fn step_election(&mut self, now: Duration, epoch: Term, candidate: NodeId) {
         self.observe_epoch(now, epoch);
         if candidate == self.cfg.id {
-            if self.role != Role::Leader && self.participant {
-                self.become_coordinator(now);
+            if self.lead.role() != Role::Leader && self.participant {
+                self.become_coordinator(now, self.lead.term());
             }
             return;
         }
-        if self.role == Role::Leader {
+        if self.lead.role() == Role::Leader {
             if self.cfg.rank(&candidate) > self.my_rank() {
-                self.pass_on(now, Message::RingElection { epoch: self.term, candidate, hop: 0 });
+                self.pass_on(now, Message::RingElection { epoch: self.lead.term(), candidate, hop: 0 });
             } else {
                 // A live coordinator outranks the candidate: tell the ring once more.
-                self.pass_on(now, Message::RingCoordinator { epoch: self.term, leader: self.cfg.id.clone(), hop: 0 });
+                self.announce(now);
             }
             return;
         }
         let abstaining = self.abstaining(now);
         if self.cfg.rank(&candidate) > self.my_rank() || abstaining {
             self.join(now);
-            self.pass_on(now, Message::RingElection { epoch: self.term, candidate, hop: 0 });
+            self.pass_on(now, Message::RingElection { epoch: self.lead.term(), candidate, hop: 0 });
         } else if !self.participant {
             self.join(now);
             let me = self.cfg.id.clone();
-            self.pass_on(now, Message::RingElection { epoch: self.term, candidate: me, hop: 0 });
+            self.pass_on(now, Message::RingElection { epoch: self.lead.term(), candidate: me, hop: 0 });
         }
         // else: a participant swallows a lower candidate; its own higher one is circulating.
     }
@@ -355,17 +316,17 @@ impl Ring {
         if leader == self.cfg.id {
             return; // round the ring once
         }
-        if self.role == Role::Leader && self.cfg.rank(&leader) < self.my_rank() {
+        if self.lead.role() == Role::Leader && self.cfg.rank(&leader) < self.my_rank() {
             self.observe_epoch(now, epoch);
-            if self.role == Role::Leader {
-                self.pass_on(now, Message::RingCoordinator { epoch: self.term, leader: self.cfg.id.clone(), hop: 0 });
+            if self.lead.role() == Role::Leader {
+                self.announce(now);
             }
             return;
         }
         self.observe_epoch(now, epoch);
-        if epoch < self.term {
-            let term = self.term;
-            self.send(&leader, Message::RingAliveAck { epoch: term, seq: 0 });
+        if epoch < self.lead.term() {
+            let term = self.lead.term();
+            self.lead.send(&leader, Message::RingAliveAck { epoch: term, seq: 0 });
             return;
         }
         if self.cfg.rank(&leader) < self.my_rank() && !self.abstaining(now) {
@@ -380,12 +341,11 @@ impl Ring {
 
     fn step_alive(&mut self, now: Duration, from: &str, epoch: Term, seq: u64) {
         let outranks_me = self.cfg.rank(from) > self.my_rank();
-        if self.role == Role::Leader {
+        if self.lead.role() == Role::Leader {
             if !outranks_me {
                 self.observe_epoch(now, epoch);
-                if self.role == Role::Leader {
-                    let term = self.term;
-                    self.pass_on(now, Message::RingCoordinator { epoch: term, leader: self.cfg.id.clone(), hop: 0 });
+                if self.lead.role() == Role::Leader {
+                    self.announce(now);
                 }
                 return;
             }
@@ -403,49 +363,36 @@ impl Ring {
                 return;
             }
         }
-        if epoch < self.term {
-            let term = self.term;
-            self.send(from, Message::RingAliveAck { epoch: term, seq });
+        if epoch < self.lead.term() {
+            let term = self.lead.term();
+            self.lead.send(from, Message::RingAliveAck { epoch: term, seq });
             return;
         }
         self.follow(now, from, epoch);
-        self.send(from, Message::RingAliveAck { epoch, seq });
-    }
-
-    fn record_ack(&mut self, now: Duration, seq: u64) {
-        let lease = self.cfg.timing.lease_duration();
-        let c = self.coordination.as_mut().expect("a coordinator has coordination state");
-        let Some(&(_, sent_at)) = c.rounds.iter().find(|(s, at)| *s == seq && *at + lease > now) else { return };
-        c.rounds.retain(|(s, _)| *s > seq);
-        let first = c.lease_expiry.is_none();
-        let expiry = sent_at + lease;
-        c.lease_expiry = Some(c.lease_expiry.map_or(expiry, |e| e.max(expiry)));
-        if first {
-            self.emit(EventKind::Elected);
-        }
+        self.lead.send(from, Message::RingAliveAck { epoch, seq });
     }
 
     // ----- transitions ------------------------------------------------------------------------
 
     fn start_election(&mut self, now: Duration) {
-        assert_ne!(self.role, Role::Leader, "a coordinator does not hold elections");
-        self.emit(EventKind::ElectionStarted);
+        assert_ne!(self.lead.role(), Role::Leader, "a coordinator does not hold elections");
+        self.lead.emit(EventKind::ElectionStarted);
         if self.successors.is_empty() {
             self.participant = true;
-            self.become_coordinator(now);
+            self.become_coordinator(now, self.lead.term());
             return;
         }
         self.participant = false;
         self.join(now);
-        self.enter(self.term, None);
+        self.lead.enter(self.lead.term(), None);
         let me = self.cfg.id.clone();
-        self.pass_on(now, Message::RingElection { epoch: self.term, candidate: me, hop: 0 });
+        self.pass_on(now, Message::RingElection { epoch: self.lead.term(), candidate: me, hop: 0 });
     }
 
     /// Marks this node a participant (role `Candidate`) and arms the timer that restarts the
     /// election if no coordinator comes of it.
     fn join(&mut self, now: Duration) {
-        self.role = Role::Candidate;
+        self.lead.set_role(Role::Candidate);
         if !self.participant {
             self.participant = true;
             self.reset_timer(now);
@@ -454,111 +401,76 @@ impl Ring {
         }
     }
 
-    fn become_coordinator(&mut self, now: Duration) {
-        assert_ne!(self.role, Role::Leader, "already coordinating");
+    /// A fresh epoch (strictly above `seen` and every epoch seen, and this node's own), persisted
+    /// before the COORDINATOR that announces it.
+    fn become_coordinator(&mut self, now: Duration, seen: Term) {
+        assert_ne!(self.lead.role(), Role::Leader, "already coordinating");
         self.participant = false;
-        let Some(epoch) = self.next_epoch() else {
+        let seen = seen.max(self.lead.term());
+        let Some(epoch) = next_epoch(seen, &self.cfg.members, &self.cfg.id) else {
+            self.lead.raise_term(seen);
             self.become_follower(now, None, None);
             return;
         };
-        assert!(epoch > self.term, "a coordinator's epoch exceeds every epoch it has seen");
-        self.role = Role::Leader;
+        assert!(epoch > seen, "a coordinator's epoch exceeds every epoch it has seen");
         self.abstain_until = None;
-        self.leader_contact = None;
-        self.enter(epoch, Some(self.cfg.id.clone()));
-        self.coordination = Some(Coordination {
-            next_seq: 0,
-            heartbeat_deadline: now,
-            rounds: Vec::new(),
-            since: now,
-            lease_expiry: None,
-        });
-        let me = self.cfg.id.clone();
-        self.pass_on(now, Message::RingCoordinator { epoch, leader: me, hop: 0 });
+        self.lead.forget_leader_contact();
+        // Rounds are numbered from 0; one peer's ack settles one (alone, none).
+        let acks_needed = usize::from(self.cfg.members.len() > 1);
+        self.lead.lead(now, &self.cfg.id, epoch, 0, acks_needed);
+        self.announce(now);
         self.broadcast_round(now);
     }
 
-    fn become_follower(&mut self, now: Duration, leader: Option<NodeId>, why: Option<DemoteReason>) {
-        if self.role == Role::Leader {
-            self.coordination = None;
-            if self.outbox.elected_open() {
-                self.emit_demoted(why.expect("a coordinator that held its lease steps down for a reason"));
-            }
-        }
-        self.role = Role::Follower;
+    fn become_follower(&mut self, now: Duration, leader: Option<&str>, why: Option<DemoteReason>) {
+        self.lead.step_down(why);
         self.participant = false;
-        self.enter(self.term, leader);
+        self.lead.enter(self.lead.term(), leader);
         self.reset_timer(now);
     }
 
     fn follow(&mut self, now: Duration, leader: &str, epoch: Term) {
-        if self.role == Role::Leader {
-            self.coordination = None;
-            if self.outbox.elected_open() {
-                self.emit_demoted(DemoteReason::HigherTerm);
-            }
-        }
-        self.role = Role::Follower;
+        self.lead.step_down(Some(DemoteReason::HigherTerm));
         self.participant = false;
-        self.enter(epoch, Some(leader.to_string()));
-        self.leader_contact = Some(now);
+        self.lead.enter(epoch, Some(leader));
+        self.lead.heard_leader(now);
         self.reset_timer(now);
     }
 
+    /// A higher epoch than ours: remember it (persisted). A coordinator's token is then stale: it
+    /// ends that leadership and takes a fresh epoch above it.
     fn observe_epoch(&mut self, now: Duration, epoch: Term) {
-        if epoch <= self.term {
+        if epoch <= self.lead.term() {
             return;
         }
-        if self.role == Role::Leader {
-            self.coordination = None;
-            if self.outbox.elected_open() {
-                self.emit_demoted(DemoteReason::HigherTerm);
-            }
-            self.role = Role::Follower;
-            self.term = epoch;
-            self.become_coordinator(now);
+        if self.lead.role() == Role::Leader {
+            self.lead.step_down(Some(DemoteReason::HigherTerm));
+            self.become_coordinator(now, epoch);
         } else {
-            let leader = self.leader.clone();
-            self.enter(epoch, leader);
+            self.lead.raise_term(epoch);
         }
     }
 
     fn step_aside(&mut self, now: Duration, why: DemoteReason) {
-        if self.role != Role::Leader {
+        if self.lead.role() != Role::Leader {
             return;
         }
-        let (min, max) = self.cfg.timing.election_timeout;
         self.become_follower(now, None, Some(why));
-        self.abstain_until = Some(now + max + min * 2);
+        self.abstain_until = Some(now + abstention(&self.cfg.timing));
     }
 
+    /// RING_ALIVE to every member directly.
     fn broadcast_round(&mut self, now: Duration) {
-        let lease = self.cfg.timing.lease_duration();
-        let heartbeat = self.cfg.timing.heartbeat_interval;
-        let alone = self.cfg.members.len() == 1;
-        let c = self.coordination.as_mut().expect("a coordinator has coordination state");
-        let seq = c.next_seq;
-        c.next_seq += 1;
-        c.heartbeat_deadline = now + heartbeat;
-        c.rounds.retain(|(_, at)| *at + lease > now);
-        if c.rounds.len() >= MAX_OPEN_ROUNDS {
-            c.rounds.remove(0);
-        }
-        let mut first = false;
-        if alone {
-            first = c.lease_expiry.is_none();
-            c.lease_expiry = Some(now + lease);
-        } else {
-            c.rounds.push((seq, now));
-        }
-        if first {
-            self.emit(EventKind::Elected);
-        }
-        let epoch = self.term;
-        self.outbox.broadcast(&self.cfg.members, &self.cfg.id, &Message::RingAlive { epoch, seq });
+        self.lead.heartbeat(now, &self.cfg, |epoch, seq| Message::RingAlive { epoch, seq });
     }
 
     // ----- helpers ----------------------------------------------------------------------------
+
+    /// A coordinator's COORDINATOR, sent round the ring.
+    fn announce(&mut self, now: Duration) {
+        let (epoch, leader) = (self.lead.term(), self.cfg.id.clone());
+        self.pass_on(now, Message::RingCoordinator { epoch, leader, hop: 0 });
+    }
 
     /// Sends a ring message to the nearest successor, to be skipped past if it does not answer.
     fn pass_on(&mut self, now: Duration, message: Message) {
@@ -578,92 +490,40 @@ impl Ring {
         if self.hops.len() >= MAX_OPEN_HOPS {
             self.hops.remove(0);
         }
-        let target = self.successors[to].clone();
         self.hops.push(Hop { id, message: message.clone(), to, deadline: now + self.cfg.timing.heartbeat_interval });
-        self.send(&target, message);
+        self.lead.send(&self.successors[to], message);
     }
 
     fn my_rank(&self) -> (i64, &str) {
         self.cfg.rank(&self.cfg.id)
     }
 
-    fn next_epoch(&self) -> Option<Term> {
-        let n = self.cfg.members.len() as Term;
-        let i = self.cfg.members.iter().position(|m| *m == self.cfg.id).expect("a member") as Term;
-        let base = (self.term - self.term % n).checked_add(i)?;
-        if base > self.term {
-            Some(base)
-        } else {
-            base.checked_add(n)
-        }
-    }
-
     fn live_leader(&self, now: Duration) -> Option<&NodeId> {
-        let fresh = self.leader_contact.is_some_and(|c| now < c + self.cfg.timing.election_timeout.0);
-        (self.role == Role::Follower && fresh).then_some(self.leader.as_ref()).flatten().filter(|l| **l != self.cfg.id)
+        self.lead.live_leader(now, self.cfg.timing.election_timeout.0, &self.cfg.id)
     }
 
     fn abstaining(&self, now: Duration) -> bool {
         self.abstain_until.is_some_and(|u| now < u)
     }
 
+    /// The start of every input: starts the clock, keeps time monotonic, and steps a coordinator
+    /// whose lease lapsed down before anything else.
     fn advance(&mut self, now: Duration) -> Duration {
-        if self.booted_at.is_none() {
-            self.booted_at = Some(now);
-            self.last_now = now;
+        let (now, booted) = self.lead.advance_clock(now);
+        if booted {
             self.reset_timer(now);
         }
-        self.last_now = self.last_now.max(now);
-        let now = self.last_now;
-        if self.lease_lapsed(now) {
+        if self.lead.lease_lapsed(now) {
             self.become_follower(now, None, Some(DemoteReason::LostLease));
         }
         now
-    }
-
-    fn lease_lapsed(&self, now: Duration) -> bool {
-        self.lease_expiry().is_some_and(|e| now >= e)
     }
 
     fn reset_timer(&mut self, now: Duration) {
         self.deadline = now + random_timeout(&self.cfg.timing, &mut self.rng);
     }
 
-    fn enter(&mut self, term: Term, leader: Option<NodeId>) {
-        assert!(term >= self.term, "epoch never decreases ({} -> {term})", self.term);
-        let term_changed = term > self.term;
-        let leader_changed = self.leader != leader;
-        self.term = term;
-        self.leader = leader;
-        if term_changed {
-            self.emit(EventKind::TermChanged);
-        }
-        if leader_changed {
-            self.emit(EventKind::LeaderChanged);
-        }
-    }
-
-    fn emit(&mut self, kind: EventKind) {
-        assert_ne!(kind, EventKind::Demoted, "demoted always carries a reason");
-        self.push_event(kind, None);
-    }
-
-    fn emit_demoted(&mut self, why: DemoteReason) {
-        self.push_event(EventKind::Demoted, Some(why));
-    }
-
-    fn push_event(&mut self, kind: EventKind, reason: Option<DemoteReason>) {
-        let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
-        self.outbox.event(kind, self.term, self.leader.clone(), reason, holds_lease);
-    }
-
-    fn send(&mut self, to: &str, message: Message) {
-        self.outbox.send(to, message);
-    }
-
     fn take_outputs(&mut self) -> Vec<Output> {
-        let holds_lease = self.role == Role::Leader && self.lease_expiry().is_some();
-        let hard = self.hard_state();
-        self.outbox.take(hard.term, hard.voted_for.as_ref(), holds_lease)
+        self.lead.take_outputs(None, &self.cfg.id)
     }
 }

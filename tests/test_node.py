@@ -350,6 +350,29 @@ def test_stop_is_idempotent_and_start_after_stop_restarts(quorate_cluster):
     assert n.wait_for_leader(ELECT) == "n1"
 
 
+def test_stop_timeout_none_waits_with_no_limit_for_the_callbacks(quorate_cluster):
+    # The default is an explicit 5 s; None means no limit, as it does for every other timeout.
+    import inspect
+
+    assert inspect.signature(quorate.Node.stop).parameters["timeout"].default == 5.0
+    release = threading.Event()
+    demoted = threading.Event()
+
+    def slow(event: quorate.Event) -> None:
+        release.wait(30)  # 30 s: far past the old silent 5 s bound, only the test's release ends it
+        demoted.set()
+
+    c = quorate_cluster(1, on_demoted=slow)
+    n = c.nodes["n1"]
+    n.wait_until_leading(ELECT)
+    threading.Timer(6.0, release.set).start()
+    started = time.monotonic()
+    n.stop(timeout=None)
+    assert demoted.is_set(), "stop(timeout=None) returned before the on_demoted callback ended"
+    assert time.monotonic() - started >= 5.5
+    with pytest.raises(ConfigError, match="timeout"):
+        n.stop(timeout=-1.0)
+
 # Forking a threaded process is the very case under test (Python 3.12+ warns of it).
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_gets_a_clear_error(quorate_cluster):

@@ -20,7 +20,7 @@ import time
 import warnings
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from ._core import DEFAULT_TIMING, Event, _forked, _NodeCore, _take_log_records, _write_unraisable
 from ._validate import check_timeout
@@ -50,6 +50,8 @@ def _next_wait(deadline: Optional[float]) -> float:
     return slice_ if deadline is None else min(slice_, deadline - time.monotonic())
 
 
+# What "no limit" is for the engine's own stop, which takes a number: about 31 years.
+_UNBOUNDED = 1e9
 # The dispatcher's wait per round: a stop wakes it at once, so this only bounds idle wake-ups.
 _DISPATCH_SLICE = 1.0
 
@@ -527,20 +529,21 @@ class Node:
         _live_nodes.add(self)
         return self
 
-    def stop(self, graceful: bool = True, timeout: float = 5.0) -> None:
+    def stop(self, graceful: bool = True, timeout: Optional[float] = 5.0) -> None:
         """Stops the node; idempotent. A graceful stop of a leader hands leadership to a peer first
         (its `demoted` has reason "stopped"). Waits up to `timeout` seconds for the node's tasks and
-        then for the callbacks of events already produced (its `on_demoted` among them)."""
+        then for the callbacks of events already produced (its `on_demoted` among them); `None`
+        waits with no limit, as everywhere else in quorate (a callback that never returns then
+        holds `stop()` up for good). ConfigError for a negative or non-finite `timeout`."""
         self._check_process()
-        limit = check_timeout("timeout", timeout)
-        self._shutdown(graceful=graceful, timeout=5.0 if limit is None else limit)
+        self._shutdown(graceful=graceful, timeout=check_timeout("timeout", timeout))
 
-    def _shutdown(self, graceful: bool, timeout: float, crash: bool = False) -> None:
+    def _shutdown(self, graceful: bool, timeout: Optional[float], crash: bool = False) -> None:
         with self._lifecycle:
             if crash:
                 self._core.crash()
             else:
-                self._core.stop(graceful, timeout)
+                self._core.stop(graceful, _UNBOUNDED if timeout is None else timeout)
             d = self._dispatcher
         _live_nodes.discard(self)
         # A crash does not wait for callbacks: a callback that blocks must not hold up a kill.
@@ -605,25 +608,38 @@ class Node:
         self._check_process()
         return self._core.term
 
-    @property
-    def leader(self) -> Optional[str]:
-        """The leader this node follows or is, if it knows one. QuorateError in a child forked
-        after the Node was made."""
-        return self._core.leader
+    # The hot queries are C-level properties: operator.attrgetter reaches the Rust getter (which
+    # makes the fork check too) without a Python frame, about half the cost of a Python property
+    # (the leader-query row of BENCHMARKS.md). Type checkers read the declarations just below.
+    if TYPE_CHECKING:
 
-    @property
-    def is_leader(self) -> bool:
-        """True only while this node leads AND its lease holds (a majority acknowledged a
-        heartbeat recently enough): the only time to act as the leader. QuorateError in a child
-        forked after the Node was made."""
-        return self._core.is_leader
+        @property
+        def leader(self) -> Optional[str]: ...
 
-    @property
-    def fencing_token(self) -> Optional[int]:
-        """While `is_leader`: a number that strictly increases from one leadership to the next
-        across the cluster (the term). None otherwise. QuorateError in a child forked after the
-        Node was made."""
-        return self._core.fencing_token
+        @property
+        def is_leader(self) -> bool: ...
+
+        @property
+        def fencing_token(self) -> Optional[int]: ...
+
+    else:
+        leader = property(
+            operator.attrgetter("_core.leader"),
+            doc="""The leader this node follows or is, if it knows one. QuorateError in a child
+            forked after the Node was made.""",
+        )
+        is_leader = property(
+            operator.attrgetter("_core.is_leader"),
+            doc="""True only while this node leads AND its lease holds (a majority acknowledged a
+            heartbeat recently enough): the only time to act as the leader. QuorateError in a child
+            forked after the Node was made.""",
+        )
+        fencing_token = property(
+            operator.attrgetter("_core.fencing_token"),
+            doc="""While `is_leader`: a number that strictly increases from one leadership to the next
+            across the cluster (the term). None otherwise. QuorateError in a child forked after the
+            Node was made.""",
+        )
 
     def _holds(self, term: int) -> bool:
         self._check_process()
@@ -872,12 +888,6 @@ class Node:
 
 
 
-# The hot queries as C-level properties: operator.attrgetter reaches the Rust getter (which makes
-# the fork check too) without a Python frame, about half the cost of a Python property (the
-# leader-query row of BENCHMARKS.md). The definitions above stay for help(), the docs and typing.
-for _name in ("leader", "is_leader", "fencing_token"):
-    setattr(Node, _name, property(operator.attrgetter("_core." + _name), doc=getattr(Node, _name).__doc__))
-del _name
 
 def _check_callback(name: str, cb: Optional[Callable[..., Any]]) -> None:
     """A callback must be callable with one argument (the Event, or the Leadership): checked when

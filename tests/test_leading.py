@@ -160,7 +160,7 @@ def test_every_end_of_a_leadership_gives_one_demoted_with_its_reason(quorate_clu
     sub.close()
     if node.role == "stopped":
         node.start()
-    assert_alternate(c.history)
+    assert_alternate(c.events)
 
 
 def test_elected_and_demoted_alternate_across_random_kills_restarts_and_faults(quorate_cluster):
@@ -201,8 +201,8 @@ def test_elected_and_demoted_alternate_across_random_kills_restarts_and_faults(q
                 c.restart(node_id)
         c.heal()
         c.wait_for_leader(ELECT)
-    per_node = assert_alternate(c.history)
-    elected = sorted((e for e in c.history if e.kind == "elected"), key=lambda e: e.at)
+    per_node = assert_alternate(c.events)
+    elected = sorted((e for e in c.events if e.kind == "elected"), key=lambda e: e.at)
     tokens = [e.fencing_token for e in elected]
     assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens), tokens
     assert sum(len(v) for v in per_node.values()) >= 2
@@ -265,7 +265,7 @@ def test_a_blocking_callback_delays_only_later_callbacks(quorate_cluster):
         leader = c.wait_for_leader(ELECT)
         assert blocked.wait(ELECT)
         # The subscriber (here LocalCluster.history) has the event the callback is stuck on.
-        assert any(e.kind == "elected" and e.node_id == leader for e in c.history)
+        assert any(e.kind == "elected" and e.node_id == leader for e in c.events)
         node = c.nodes[leader]
         lead = node.wait_until_leading(timeout=ELECT)  # not behind the callback
         assert lead.held and node.is_leader
@@ -586,4 +586,4 @@ def test_a_leader_that_cannot_persist_a_higher_term_steps_down_with_reason_stora
         os.rmdir(blocker)
     wait_until(lambda: c.nodes[leader].status().health == "ok", ELECT, "the old leader recovered")
     c.wait_for_leader(ELECT)
-    assert_alternate(c.history)
+    assert_alternate(c.events)

@@ -1,6 +1,8 @@
 """The fault API: `Faults` (`node.faults`, inside one node's message layer) and `FaultLog`, which
 injects faults into any `quorate.Cluster` and records when, for `quorate.viz.timeline`.
 
+`FaultWindow` bounds faults in wall time (`LocalCluster.faults_for`, or one `Node`).
+
 A cluster's own fault verbs (`kill`, `restart`, `pause`, `resume`, `partition`, `isolate`,
 `heal`, `set_clock_rate`, `set_drop_rate`) are those of the `quorate.Cluster` protocol.
 """
@@ -8,16 +10,19 @@ A cluster's own fault verbs (`kill`, `restart`, `pause`, `resume`, `partition`, 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from ._validate import check_timeout
 from .errors import ConfigError
 from .protocol import Cluster
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .cluster import LocalCluster
     from .node import Node
 
-__all__ = ["Faults", "Fault", "FaultLog"]
+__all__ = ["Faults", "Fault", "FaultLog", "FaultWindow"]
 
 
 class Faults:
@@ -82,6 +87,118 @@ class Faults:
         """The faults in force, as a dict of fault name to its setting in words, e.g.
         `{"drop": "0.1", "paused": "true"}`; empty when none is."""
         return dict(self._node._core.faults_active())
+
+
+class FaultWindow:
+    """A bounded time for faults: `with cluster.faults_for(2.0):` (or
+    `quorate.pytest_plugin.faults_for(node_or_cluster, 2.0)`).
+
+    Inject faults inside the block (`cluster.partition(...)`, `cluster.kill(...)`,
+    `node.faults.drop(0.3)`, ...). They last `seconds` of wall time from entering the block, then
+    everything is healed: partitions and every `Faults` fault cleared (`heal()`), paused nodes
+    resumed, and nodes that were running on entry but are stopped (killed) restarted from their
+    data_dir.
+
+    - A body shorter than `seconds`: leaving the block waits out the rest, then heals, so the
+      fault lasts the whole window.
+    - A body longer than `seconds`: a timer heals at the deadline while the body still runs (the
+      fault never outlasts the window); leaving the block then just returns.
+    - A body that raises: heals at once and lets the exception through.
+
+    After the block, the faults are healed; waiting for a leader again is the caller's (e.g.
+    `cluster.wait_for_leader(10)`). `healed` (bool) says whether healing happened yet,
+    `remaining` is the seconds left, `wait_healed(timeout)` blocks until healed. ConfigError for a
+    negative, non-finite or non-numeric `seconds`."""
+
+    def __init__(self, target: Union["LocalCluster", "Node"], seconds: float) -> None:
+        from .node import Node  # here: node.py imports this module
+
+        checked = check_timeout("seconds", seconds)
+        if checked is None:
+            raise ConfigError("seconds: a fault window needs a number of seconds, got None")
+        # A cluster of live nodes (a LocalCluster: a Cluster with `nodes`), or one Node.
+        self._cluster: Any = target if isinstance(target, Cluster) and hasattr(target, "nodes") else None
+        if self._cluster is None and not isinstance(target, Node):
+            raise ConfigError(f"target: expected a LocalCluster or a Node, got {target!r}")
+        self.seconds: float = checked
+        self._target = target
+        self._running_at_entry: List[str] = []
+        self._deadline = 0.0
+        self._healed = threading.Event()
+        self._heal_lock = threading.Lock()
+        self._timer: Optional[threading.Timer] = None
+        self.heal_error: Optional[BaseException] = None
+
+    def _nodes(self) -> Dict[str, "Node"]:
+        if self._cluster is not None:
+            return dict(self._cluster.nodes)
+        node: Any = self._target
+        return {node.node_id: node}
+
+    @property
+    def healed(self) -> bool:
+        """True once the faults were healed (at the deadline, or early because the body raised)."""
+        return self._healed.is_set()
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left until the faults are healed (0 once the deadline passed)."""
+        return max(0.0, self._deadline - time.monotonic())
+
+    def wait_healed(self, timeout: Optional[float] = None) -> bool:
+        """Blocks until healed: True then, False if `timeout` seconds passed first."""
+        return self._healed.wait(check_timeout("timeout", timeout))
+
+    def heal(self) -> None:
+        """Heals now (once; later calls do nothing): clears every fault, resumes paused nodes and
+        restarts the nodes that ran on entry and are stopped. Errors of a restart are kept in
+        `heal_error` and raised when the block ends."""
+        with self._heal_lock:
+            if self._healed.is_set():
+                return
+            try:
+                cluster = self._cluster
+                if cluster is not None:
+                    cluster.heal()
+                for node_id, node in self._nodes().items():
+                    if node.role == "stopped":
+                        if node_id in self._running_at_entry:
+                            if cluster is not None:
+                                cluster.restart(node_id)  # it rejoins the cluster's bookkeeping
+                            else:
+                                node.start()
+                    else:
+                        node.faults.heal()
+            except BaseException as e:  # noqa: BLE001 - reported when the block ends
+                self.heal_error = e
+            finally:
+                self._healed.set()
+
+    def __enter__(self) -> "FaultWindow":
+        self._running_at_entry = [i for i, n in self._nodes().items() if n.role != "stopped"]
+        self._deadline = time.monotonic() + self.seconds
+        self._timer = threading.Timer(self.seconds, self.heal)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: object) -> None:
+        assert self._timer is not None
+        if exc_type is not None:
+            self._timer.cancel()
+            self.heal()
+            return
+        # Wait out the window (the timer heals at the deadline), bounded in case the timer could
+        # not run; then heal here if it has not.
+        self._healed.wait(self.remaining + 5.0)
+        self._timer.cancel()
+        self.heal()
+        if self.heal_error is not None:
+            raise self.heal_error
+
+    def __repr__(self) -> str:
+        state = "healed" if self.healed else f"{self.remaining:.3f} s left"
+        return f"<FaultWindow {self.seconds} s, {state}>"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import logging
 import operator
 import os
 import threading
-import time
 import warnings
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
@@ -26,8 +25,8 @@ from ._core import DEFAULT_TIMING, Event, _NodeCore, _write_unraisable
 from ._logs import ensure_log_forwarder
 from ._process import live_nodes
 from ._validate import check_timeout
-from ._wait import next_wait, resolve
-from .errors import ConfigError, NodeStoppedError, NotLeaderError
+from ._wait import Waiting
+from .errors import ConfigError, NotLeaderError
 from .faults import Faults
 from .leading import Leading, Leadership, run_while_leading
 from .status import PeerStatus, Status
@@ -47,7 +46,7 @@ _UNBOUNDED = 1e9
 _DISPATCH_SLICE = 1.0
 
 
-class Node:
+class Node(Waiting):
     """One member of an election group, networked over TCP.
 
     Create it with the id and "host:port" of every member (itself included), `start()` it (or use
@@ -334,92 +333,6 @@ class Node:
         from .metrics import exposition  # the optional dependency, imported only when asked
 
         return exposition(self).decode("utf-8")
-
-    # ----- waiting: one change counter wakes blocking and asyncio waiters alike ------------------
-
-    def _stopped_error(self, what: str) -> NodeStoppedError:
-        return NodeStoppedError(f"node {self.node_id!r} is not running ({what})")
-
-    def _wait_until(
-        self, ready: Callable[[], Optional[T]], timeout: Optional[float], what: str, stop_ends: bool = True
-    ) -> T:
-        """Waits until `ready()` returns something (GIL released, in slices so Ctrl-C works).
-        TimeoutError naming `what` after `timeout` seconds; NodeStoppedError if `stop_ends` and
-        the node is or becomes stopped. The change counter is read before `ready()` is asked, so
-        a change in between wakes the wait at once: no wakeup is missed."""
-        self._check_process()
-        timeout = check_timeout("timeout", timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        core = self._core
-        while True:
-            seen = core.version
-            value = ready()
-            if value is not None:
-                return value
-            if stop_ends and not core.running:
-                raise self._stopped_error(what)
-            remaining = next_wait(deadline)
-            if remaining <= 0:
-                raise TimeoutError(f"{what} within {timeout} s")
-            core.wait_changed(seen, remaining)
-
-    async def _wait_until_async(
-        self, ready: Callable[[], Optional[T]], timeout: Optional[float], what: str, stop_ends: bool = True
-    ) -> T:
-        """The asyncio form of `_wait_until`: never blocks the event loop."""
-        self._check_process()
-        timeout = check_timeout("timeout", timeout)
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        core = self._core
-        while True:
-            seen = core.version
-            value = ready()
-            if value is not None:
-                return value
-            if stop_ends and not core.running:
-                raise self._stopped_error(what)
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"{what} within {timeout} s")
-            fut: "asyncio.Future[None]" = loop.create_future()
-            self._add_async_waiter(loop, fut, seen)
-            try:
-                await asyncio.wait_for(fut, remaining)
-            except asyncio.TimeoutError:
-                pass  # the deadline check above raises the built-in TimeoutError
-            finally:
-                self._remove_async_waiter(fut)
-
-    def _add_async_waiter(self, loop: asyncio.AbstractEventLoop, fut: "asyncio.Future[None]", seen: int) -> None:
-        with self._lock:
-            self._async_waiters.append((loop, fut, seen))
-            if self._watcher is None:
-                self._watcher = threading.Thread(target=self._watch, name=f"quorate-watch-{self.node_id}", daemon=True)
-                self._watcher.start()
-
-    def _remove_async_waiter(self, fut: "asyncio.Future[None]") -> None:
-        with self._lock:
-            self._async_waiters = [w for w in self._async_waiters if w[1] is not fut]
-
-    def _watch(self) -> None:
-        """Wakes the asyncio waiters on every published change (and when a lease runs out); ends
-        when nobody waits. Independent of the dispatcher, so a slow callback delays no waiter."""
-        core = self._core
-        while True:
-            with self._lock:
-                if not self._async_waiters:
-                    self._watcher = None
-                    return
-                seen = min(w[2] for w in self._async_waiters)
-            core.wait_changed(seen, _DISPATCH_SLICE)
-            with self._lock:
-                waiters, self._async_waiters = self._async_waiters, []
-            for loop, fut, _ in waiters:
-                try:
-                    loop.call_soon_threadsafe(resolve, fut)
-                except RuntimeError:
-                    pass  # that loop is closed
 
     def wait_for_leader(self, timeout: Optional[float] = None) -> str:
         """The id of the leader once this node knows one (any node, maybe itself, maybe one whose

@@ -255,7 +255,7 @@ def _wait_for_agreed(target: Target, timeout: float, accept: Callable[[str], boo
     end = cluster.now + limit
     while True:
         _check_one_lease(cluster)
-        leader = cluster.leader()
+        leader: Optional[str] = cluster.leader()
         if leader is not None and accept(leader):
             return leader
         now = cluster.now

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import importlib
 import time
 import warnings
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
@@ -53,8 +54,7 @@ class _Progress:
         if self.bar is None and not self.tried and time.monotonic() - self.started >= _PROGRESS_AFTER:
             self.tried = True
             try:
-                from tqdm.auto import tqdm
-
+                tqdm = importlib.import_module("tqdm.auto").tqdm
                 self.bar = tqdm(total=self.total, unit="s", desc=self.what, leave=False)
             except Exception:  # noqa: BLE001 - an optional helper
                 self.bar = None

@@ -14,10 +14,9 @@ import warnings
 import pytest
 
 import quorate
+from conftest import LeaderMonitor, wait_until
 from quorate import ConfigError, NotLeaderError, QuorateError
 from quorate.cluster import free_ports
-
-from conftest import LeaderMonitor, wait_until
 
 # Bounds are generous: a loaded 2-core machine must not flake them (election takes ~0.2-0.5 s).
 ELECT = 10.0
@@ -50,7 +49,7 @@ def test_callbacks_fire_in_order_on_every_node_and_elected_demoted_alternate(quo
         for _ in range(3):  # three leaderships, handed off gracefully
             leader = c.wait_for_leader(ELECT)
             assert c.nodes[leader].resign()
-            wait_until(lambda: c.leader() not in (None, leader), ELECT, "a new leader after resign")
+            wait_until(lambda leader=leader: c.leader() not in (None, leader), ELECT, "a new leader after resign")
     with lock:
         for node_id, events in seen.items():
             assert all(name == f"quorate-dispatch-{node_id}" for _, _, name in events), "one dispatcher thread"

@@ -8,6 +8,9 @@ the repository's docs/ (built with mkdocs).
 
 from __future__ import annotations
 
+from . import sim
+from ._core import Core, Event, InFlight, __version__
+from .cluster import LocalCluster
 from .errors import (
     ConfigError,
     LeadershipLost,
@@ -17,17 +20,14 @@ from .errors import (
     SafetyViolation,
     SubscriptionClosed,
 )
-from ._core import Core, Event, InFlight, __version__
-from .leading import Leading, Leadership
-from .status import PeerStatus, Status
-from .subscription import Subscription
 from .faults import Faults
+from .leading import Leadership, Leading
 from .node import Node
 from .protocol import Cluster
-from .cluster import LocalCluster
-from .sim import Simulation
 from .secret import read_secret
-from . import sim
+from .sim import Simulation
+from .status import PeerStatus, Status
+from .subscription import Subscription
 
 __all__ = [
     "Node",

@@ -28,7 +28,7 @@ from ._validate import check_timeout
 from ._wait import Waiting
 from .errors import ConfigError, NotLeaderError
 from .faults import Faults
-from .leading import Leading, Leadership, run_while_leading
+from .leading import Leadership, Leading, run_while_leading
 from .status import PeerStatus, Status
 from .subscription import MAX_SUBSCRIPTION_BACKLOG, Subscription
 

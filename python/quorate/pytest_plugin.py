@@ -31,11 +31,11 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import pytest
 
+from . import protocol
 from ._validate import check_timeout
 from .cluster import FaultWindow, LocalCluster
 from .errors import ConfigError
 from .node import Node
-from . import protocol
 from .protocol import leader_of
 from .sim import Simulation
 from .status import Status

@@ -100,7 +100,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from node_bench import percentile, wait  # noqa: E402 - one percentile and one bounded wait for every bench
-
 from quorate.cluster import free_ports  # noqa: E402
 
 WORKER = os.path.join(HERE, "compare_pysyncobj_worker.py")

@@ -16,12 +16,12 @@ to the last survivor's `leader_changed` naming the new leader, so polling adds n
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import resource
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,7 +33,8 @@ import quorate
 from quorate.cluster import free_ports
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from process_harness import agreed_leader as agreed, make_group  # noqa: E402 - shared with the tests
+from process_harness import agreed_leader as agreed  # noqa: E402 - shared with the tests
+from process_harness import make_group
 
 
 def percentile(ordered: List[float], q: float) -> float:
@@ -74,14 +75,14 @@ def failover(members: int, trials: int, aggressive: bool) -> str:
     try:
         for _ in range(trials):
             alive = list(ids)
-            leader = wait(lambda: agreed(procs, alive), 30)
+            leader = wait(functools.partial(agreed, procs, alive), 30)
             time.sleep(rng.uniform(0.2, 0.4))  # a random point of the leader's heartbeat cycle
-            leader = wait(lambda: agreed(procs, alive), 30)
+            leader = wait(functools.partial(agreed, procs, alive), 30)
             t_kill = time.monotonic()
             procs[leader].popen.kill()  # SIGKILL
             procs[leader].popen.wait()
             alive.remove(leader)
-            new = wait(lambda: agreed(procs, alive), 30)
+            new = wait(functools.partial(agreed, procs, alive), 30)
             learned = []
             for i in alive:
                 evs = [e for e in procs[i].events(since=t_kill) if e["kind"] == "leader_changed" and e["leader"] == new]
@@ -110,7 +111,7 @@ def handoff(trials: int) -> str:
             t0 = time.monotonic()
             c.nodes[leader].transfer_leadership(target, timeout=5)
             learned = []
-            for i, s in sub.items():
+            for s in sub.values():
                 while True:
                     e = s.get(timeout=5)
                     if e.kind == "leader_changed" and e.leader == target:
@@ -126,7 +127,7 @@ def handoff(trials: int) -> str:
 
 def rss_kib() -> int:
     with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 def idle() -> str:
@@ -155,7 +156,7 @@ def latency() -> str:
     n = 200_000
     t0 = time.perf_counter()
     for _ in range(n):
-        node.is_leader
+        node.is_leader  # noqa: B018 - reading the property is the work measured
     read_us = (time.perf_counter() - t0) / n * 1e6
     delays: List[float] = []
     lock = threading.Lock()

@@ -37,7 +37,7 @@ def test_core_takes_priorities_and_refuses_a_contradiction():
 def test_simulation_elects_the_highest_rank_and_fails_over():
     sim = quorate.Simulation(5, algorithm="bully", seed=4)
     assert sim.run_until_leader(5.0) == "n5"
-    sim.crash("n5")
+    sim.kill("n5")
     assert sim.run_until_leader(5.0) == "n4"
     sim.restart("n5")
     sim.run_for(0.5)
@@ -99,6 +99,6 @@ def test_core_runs_ring_and_its_messages_round_trip_as_dicts():
 def test_simulation_runs_ring_and_fails_over():
     sim = quorate.Simulation(5, algorithm="ring", seed=4)
     assert sim.run_until_leader(5.0) == "n5"
-    sim.crash("n5")
+    sim.kill("n5")
     assert sim.run_until_leader(5.0) == "n4"
     sim.check()

@@ -19,13 +19,10 @@ import time
 import warnings
 from typing import Dict, Iterator
 
-import pytest
-
 import quorate
-from quorate.cluster import free_ports
-
 from conftest import wait_until
 from process_harness import Proc
+from quorate.cluster import free_ports
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benches"))
 from chaos import ChaosConfig, is_status_client_gone, run_chaos, tracebacks  # noqa: E402 - benches/chaos.py

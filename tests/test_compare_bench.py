@@ -41,7 +41,13 @@ def test_quick_run_measures_both_libraries(tmp_path):
         assert c["stats"]["n"] == TRIALS and positive_finite(c["times_s"]), (lib, c, report)
         b = res["busy"]["3"][lib]
         assert b["failover"]["stats"]["n"] == TRIALS and positive_finite(b["failover"]["times_s"]), (lib, b, report)
-        assert b["window"]["window_s"] >= 1.5 and b["window"]["elections"] >= 0, (lib, b, report)
+        w = b["window"]
+        assert w["window_s"] >= 1.5, (lib, b, report)
+        # The window's counts agree with one another and with the terms read before and after it.
+        assert w["leader"] in w["terms_before"], (lib, w)
+        assert w["terms_raised"] == max(w["terms_after"].values()) - max(w["terms_before"].values()), (lib, w)
+        assert all(w["terms_after"][i] >= w["terms_before"][i] for i in w["terms_before"]), (lib, w)
+        assert w["stable"] == (w["elections"] == 0 and w["leader_changes"] == 0 and w["terms_raised"] == 0), (lib, w)
         i = res["idle"]["3"][lib]
         assert i["window_s"] >= 1.5 and all(v >= 0 and math.isfinite(v) for v in i["cpu_pct"].values()), (lib, i)
         assert i["rss_mib_mean"] > i["bare_rss_mib_mean"] > 0, (lib, i)

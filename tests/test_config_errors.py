@@ -64,7 +64,7 @@ def test_simulation_config_errors(args, kwargs, needle):
 def test_simulation_fault_calls_validate_their_arguments():
     sim = quorate.Simulation(3)
     with pytest.raises(ConfigError, match="not a member"):
-        sim.crash("zz")
+        sim.kill("zz")
     with pytest.raises(ConfigError, match="two groups"):
         sim.partition(["n1"], ["n1", "n2"])
     with pytest.raises(ConfigError, match="list of node ids"):
@@ -75,9 +75,9 @@ def test_simulation_fault_calls_validate_their_arguments():
         sim.set_drop_rate(2.0)
     with pytest.raises(ConfigError, match="seconds"):
         sim.run_for(-1.0)
-    sim.crash("n1")
+    sim.kill("n1")
     with pytest.raises(ConfigError, match="already down"):
-        sim.crash("n1")
+        sim.kill("n1")
     with pytest.raises(ConfigError, match="down"):
         sim.pause("n1", 1.0)
     sim.restart("n1")

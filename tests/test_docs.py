@@ -43,8 +43,13 @@ def public_names() -> Iterator[Tuple[str, object]]:
 
 
 def has_docstring(name: str, obj: object) -> bool:
-    target = obj.fget if isinstance(obj, property) and obj.fget is not None else obj
-    doc = getattr(target, "__doc__", None)
+    doc = getattr(obj, "__doc__", None)
+    if isinstance(obj, property) and obj.fget is not None:
+        # A property takes its getter's docstring when it has none of its own; a getter that is
+        # not a function (operator.attrgetter, a C-level getter) brings only its class's general
+        # docstring, which documents nothing of ours.
+        if doc is None or doc == type(obj.fget).__doc__:
+            return False
     if not doc or not doc.strip():
         return False
     if dataclasses.is_dataclass(obj) and doc.startswith(f"{obj.__name__}("):  # type: ignore[union-attr]

@@ -11,10 +11,9 @@ import warnings
 import pytest
 
 import quorate
+from conftest import wait_until
 from quorate import ConfigError, NodeStoppedError, QuorateError
 from quorate.cluster import free_ports
-
-from conftest import wait_until
 
 ELECT = 15.0
 

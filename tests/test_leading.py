@@ -16,10 +16,9 @@ from collections import defaultdict
 import pytest
 
 import quorate
+from conftest import LeaderMonitor, wait_until
 from quorate import ConfigError, LeadershipLost, NodeStoppedError, QuorateError
 from quorate.cluster import free_ports
-
-from conftest import LeaderMonitor, wait_until
 
 ELECT = 15.0  # generous: a noisy 2-core machine must not flake these
 
@@ -53,18 +52,19 @@ def assert_alternate(history):
 
 
 def test_wait_until_leading_returns_only_with_the_lease_held_in_every_fresh_election(quorate_cluster):
+    def wait(node, results):
+        # Each thread gets its own round's node and results: a thread still running when the loop
+        # moves on must not write into the next round's.
+        lead = node.wait_until_leading(timeout=ELECT)
+        # Read at once: the lease was held when the wait returned, and lasts ~0.14 s.
+        results[node.node_id] = (lead, node.fencing_token, node.is_leader)
+
     for _ in range(6):
         c = quorate_cluster(3)
         results = {}
-
-        def wait(node_id):
-            lead = c.nodes[node_id].wait_until_leading(timeout=ELECT)
-            # Read at once: the lease was held when the wait returned, and lasts ~0.14 s.
-            results[node_id] = (lead, c.nodes[node_id].fencing_token, c.nodes[node_id].is_leader)
-
         leader = c.wait_for_leader(ELECT)
-        threading.Thread(target=wait, args=(leader,), daemon=True).start()
-        wait_until(lambda: leader in results, ELECT, "wait_until_leading on the leader")
+        threading.Thread(target=wait, args=(c.nodes[leader], results), daemon=True).start()
+        wait_until(lambda leader=leader, results=results: leader in results, ELECT, "wait_until_leading on the leader")
         lead, token, is_leader = results[leader]
         assert isinstance(lead, quorate.Leadership)
         assert lead.term == lead.fencing_token == token and is_leader
@@ -86,7 +86,7 @@ def test_inside_on_elected_the_published_state_already_shows_the_leadership(quor
         leader = c.wait_for_leader(ELECT)
         wait_until(lambda: len(seen) >= 1, ELECT, "on_elected")
         c.nodes[leader].resign()
-        wait_until(lambda: c.leader() not in (None, leader), ELECT, "a new leader after resign")
+        wait_until(lambda leader=leader: c.leader() not in (None, leader), ELECT, "a new leader after resign")
     wait_until(lambda: len(seen) >= 8, ELECT, "eight on_elected calls")
     prompt = 0
     for event_token, node_token, is_leader, role, term, lag in seen:
@@ -160,7 +160,7 @@ def test_every_end_of_a_leadership_gives_one_demoted_with_its_reason(quorate_clu
     sub.close()
     if node.role == "stopped":
         node.start()
-    assert_alternate(c.history)
+    assert_alternate(c.events)
 
 
 def test_elected_and_demoted_alternate_across_random_kills_restarts_and_faults(quorate_cluster):
@@ -201,8 +201,8 @@ def test_elected_and_demoted_alternate_across_random_kills_restarts_and_faults(q
                 c.restart(node_id)
         c.heal()
         c.wait_for_leader(ELECT)
-    per_node = assert_alternate(c.history)
-    elected = sorted((e for e in c.history if e.kind == "elected"), key=lambda e: e.at)
+    per_node = assert_alternate(c.events)
+    elected = sorted((e for e in c.events if e.kind == "elected"), key=lambda e: e.at)
     tokens = [e.fencing_token for e in elected]
     assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens), tokens
     assert sum(len(v) for v in per_node.values()) >= 2
@@ -229,7 +229,7 @@ def test_a_raising_callback_is_reported_as_unraisable_and_later_events_still_arr
         c.nodes[leader].wait_until_leading(timeout=ELECT)
         n = len(calls)
         c.nodes[leader].resign()
-        wait_until(lambda: len(calls) > n, ELECT, "the next on_elected")
+        wait_until(lambda n=n: len(calls) > n, ELECT, "the next on_elected")
     assert len(calls) >= 3
     assert len(reported) >= 2
     # A real UnraisableHookArgs: the default hook accepts it (it would raise TypeError otherwise).
@@ -265,7 +265,7 @@ def test_a_blocking_callback_delays_only_later_callbacks(quorate_cluster):
         leader = c.wait_for_leader(ELECT)
         assert blocked.wait(ELECT)
         # The subscriber (here LocalCluster.history) has the event the callback is stuck on.
-        assert any(e.kind == "elected" and e.node_id == leader for e in c.history)
+        assert any(e.kind == "elected" and e.node_id == leader for e in c.events)
         node = c.nodes[leader]
         lead = node.wait_until_leading(timeout=ELECT)  # not behind the callback
         assert lead.held and node.is_leader
@@ -586,4 +586,4 @@ def test_a_leader_that_cannot_persist_a_higher_term_steps_down_with_reason_stora
         os.rmdir(blocker)
     wait_until(lambda: c.nodes[leader].status().health == "ok", ELECT, "the old leader recovered")
     c.wait_for_leader(ELECT)
-    assert_alternate(c.history)
+    assert_alternate(c.events)

@@ -14,10 +14,9 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest  # noq
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 import quorate  # noqa: E402
+from conftest import wait_until  # noqa: E402
 from quorate.cluster import free_ports  # noqa: E402
 from quorate.metrics import CONTENT_TYPE, REJECTION_REASONS, QuorateCollector, exposition  # noqa: E402
-
-from conftest import wait_until  # noqa: E402
 
 ELECT = 15.0
 
@@ -85,7 +84,7 @@ def test_the_parser_reads_every_family_with_conventional_names_and_values_that_m
     for name in COUNTERS:
         got = value(samples, f"quorate_{name}_total", node=leader)
         assert getattr(before, name) <= got <= getattr(after, name), name
-    for peer, p in after.peers.items():
+    for peer in after.peers:
         assert value(samples, "quorate_peer_connected", node=leader, peer=peer) == 1.0
         assert 0.0 <= value(samples, "quorate_peer_last_contact_age_seconds", node=leader, peer=peer) < 5.0
     # Every known rejection reason is there from the start, at 0 until it happens.
@@ -234,7 +233,8 @@ def test_votes_and_round_trips_are_exported_as_status_gives_them(quorate_cluster
             for answer in VOTE_ANSWERS:
                 got = value(samples, "quorate_votes_total", node=n.node_id, kind=kind, answer=answer)
                 assert got == s.votes[kind][answer], (kind, answer)
-        trips = {dict(l)["peer"]: v for (name, l), v in samples.items() if name == "quorate_peer_round_trip_seconds"}
+        trips = {dict(labels)["peer"]: v for (name, labels), v in samples.items()
+                 if name == "quorate_peer_round_trip_seconds"}
         if n is node:
             assert set(trips) == set(s.peers) and all(0 < v < 1 for v in trips.values()), trips
         else:

@@ -110,7 +110,7 @@ def test_a_round_trip_that_eats_the_lease_is_warned_of_as_slow_links(quorate_clu
     c = quorate_cluster(3, election_timeout=(0.15, 0.3), heartbeat_interval=0.05)
     leader = c.wait_for_leader(ELECT)
     assert not any(w.startswith("slow links") for w in c.nodes[leader].status().warnings)
-    for i, n in c.nodes.items():
+    for n in c.nodes.values():
         n.faults.delay(0.07)
     wait_until(lambda: any(w.startswith("slow links") for n in c.nodes.values() for w in n.status().warnings),
                ELECT, "a slow-links warning")

@@ -14,10 +14,9 @@ import warnings
 import pytest
 
 import quorate
+from conftest import LeaderMonitor, wait_until
 from quorate import ConfigError, NotLeaderError, QuorateError
 from quorate.cluster import free_ports
-
-from conftest import LeaderMonitor, wait_until
 
 # Bounds are generous: a loaded 2-core machine must not flake them (election takes ~0.2-0.5 s).
 ELECT = 10.0
@@ -50,7 +49,7 @@ def test_callbacks_fire_in_order_on_every_node_and_elected_demoted_alternate(quo
         for _ in range(3):  # three leaderships, handed off gracefully
             leader = c.wait_for_leader(ELECT)
             assert c.nodes[leader].resign()
-            wait_until(lambda: c.leader() not in (None, leader), ELECT, "a new leader after resign")
+            wait_until(lambda leader=leader: c.leader() not in (None, leader), ELECT, "a new leader after resign")
     with lock:
         for node_id, events in seen.items():
             assert all(name == f"quorate-dispatch-{node_id}" for _, _, name in events), "one dispatcher thread"
@@ -79,7 +78,7 @@ def test_the_history_is_ordered_by_the_shared_monotonic_clock(quorate_cluster):
     c = quorate_cluster(3)
     before = time.monotonic()
     leader = c.wait_for_leader(ELECT)
-    history = c.history
+    history = c.events
     assert history and all(a.at <= b.at for a, b in zip(history, history[1:]))
     elected = [e for e in history if e.kind == "elected"]
     assert elected[-1].node_id == leader
@@ -131,8 +130,10 @@ def test_minority_and_majority_partitions(quorate_cluster):
         c.heal()
         # The leader in the minority: the majority elects another.
         c.partition([leader, followers[0]], followers[1:])
-        new = c.wait_for_leader(ELECT)
-        assert new in followers[1:]
+        # By the one leader rule (quorate.Cluster.leader) the cut-off leader stays the leader until
+        # its lease runs out (the majority still names it); then the majority's new leader is.
+        new = wait_until(lambda: c.leader() if c.leader() in followers[1:] else None, ELECT, "a majority-side leader")
+        assert new in followers[1:] and not c.nodes[leader].is_leader
         c.heal()
         assert c.wait_for_leader(ELECT) == new
 
@@ -349,6 +350,29 @@ def test_stop_is_idempotent_and_start_after_stop_restarts(quorate_cluster):
     n.start()
     assert n.wait_for_leader(ELECT) == "n1"
 
+
+def test_stop_timeout_none_waits_with_no_limit_for_the_callbacks(quorate_cluster):
+    # The default is an explicit 5 s; None means no limit, as it does for every other timeout.
+    import inspect
+
+    assert inspect.signature(quorate.Node.stop).parameters["timeout"].default == 5.0
+    release = threading.Event()
+    demoted = threading.Event()
+
+    def slow(event: quorate.Event) -> None:
+        release.wait(30)  # 30 s: far past the old silent 5 s bound, only the test's release ends it
+        demoted.set()
+
+    c = quorate_cluster(1, on_demoted=slow)
+    n = c.nodes["n1"]
+    n.wait_until_leading(ELECT)
+    threading.Timer(6.0, release.set).start()
+    started = time.monotonic()
+    n.stop(timeout=None)
+    assert demoted.is_set(), "stop(timeout=None) returned before the on_demoted callback ended"
+    assert time.monotonic() - started >= 5.5
+    with pytest.raises(ConfigError, match="timeout"):
+        n.stop(timeout=-1.0)
 
 # Forking a threaded process is the very case under test (Python 3.12+ warns of it).
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")

@@ -156,7 +156,7 @@ def test_simulation_repr_is_python_notation_and_html_shows_nodes_roles_and_fault
     text = repr(sim)
     assert f"leader={leader!r}" in text and "Some(" not in text, text
     follower = next(i for i in sim.members if i != leader)
-    sim.crash(follower)
+    sim.kill(follower)
     html = sim._repr_html_()
     assert html.startswith("<table>") and html.count("<tr") == 4, html
     assert "crashed" in html and "leader" in html and "n&#x27;2" in html
@@ -200,8 +200,8 @@ def test_ctrl_c_interrupts_a_long_run_within_a_fraction_of_a_second(call, python
     # Only one node of three is up: run_until_leader can never finish on its own.
     sim = quorate.Simulation(3, seed=2)
     if call == "run_until_leader":
-        sim.crash("n2")
-        sim.crash("n3")
+        sim.kill("n2")
+        sim.kill("n3")
     timer = interrupt_after(0.3)
     t0 = time.monotonic()
     try:

@@ -13,10 +13,9 @@ from typing import Dict, List, Sequence
 
 import pytest
 
-from quorate.cluster import free_ports
-
 from conftest import wait_until
 from process_harness import Proc, agreed_leader, make_group
+from quorate.cluster import free_ports
 
 ELECT = 15.0
 

@@ -15,7 +15,7 @@ def leader_after_crash(seed: int) -> Optional[str]:
     sim = quorate.Simulation(5, seed=seed, latency=(0.001, 0.003))
     first: Optional[str] = sim.run_until_leader(5.0)
     assert first is not None
-    sim.crash(first)
+    sim.kill(first)
     return sim.run_until_leader(5.0)
 
 

@@ -1,13 +1,16 @@
 """quorate: leader election for Python services, with a Rust engine.
 
 `Node` is one member of an election group over TCP; `LocalCluster` runs several on loopback;
-`Simulation` runs the same engine in deterministic virtual time; `Core` is the sans-IO engine
-itself; `quorate.sim.failover_trials` measures failover. The guides and the reference are in
+`Simulation` runs the same engine in deterministic virtual time (both are a `Cluster`); `Core` is
+the sans-IO engine itself; `quorate.sim.failover_trials` measures failover. The guides and the reference are in
 the repository's docs/ (built with mkdocs).
 """
 
 from __future__ import annotations
 
+from . import sim
+from ._core import Core, Event, InFlight, __version__
+from .cluster import LocalCluster
 from .errors import (
     ConfigError,
     LeadershipLost,
@@ -17,15 +20,18 @@ from .errors import (
     SafetyViolation,
     SubscriptionClosed,
 )
-from ._core import Core, Event, InFlight, Simulation, __version__
-from .leading import Leading, Leadership
-from .node import Faults, Node, PeerStatus, Status, Subscription
-from .cluster import LocalCluster
+from .faults import Faults
+from .leading import Leadership, Leading
+from .node import Node
+from .protocol import Cluster
 from .secret import read_secret
-from . import sim
+from .sim import Simulation
+from .status import PeerStatus, Status
+from .subscription import Subscription
 
 __all__ = [
     "Node",
+    "Cluster",
     "LocalCluster",
     "Status",
     "PeerStatus",

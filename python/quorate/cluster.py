@@ -17,12 +17,16 @@ import threading
 import time
 import warnings
 import weakref
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Union
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Set, Union
 
 from ._core import Event, _group_partition
 from ._validate import check_timeout
-from .errors import ConfigError, SubscriptionClosed
-from .node import Node, Status, Subscription
+from .errors import ConfigError, QuorateError, SubscriptionClosed
+from .faults import FaultWindow
+from .node import Node
+from .protocol import leader_of
+from .status import Status
+from .subscription import Subscription
 
 __all__ = ["LocalCluster", "FaultWindow", "free_ports"]
 
@@ -57,113 +61,6 @@ def free_ports(count: int, host: str = "127.0.0.1") -> List[int]:
             s.close()
 
 
-class FaultWindow:
-    """A bounded time for faults: `with cluster.faults_for(2.0):` (or
-    `quorate.pytest_plugin.faults_for(node_or_cluster, 2.0)`).
-
-    Inject faults inside the block (`cluster.partition(...)`, `cluster.kill(...)`,
-    `node.faults.drop(0.3)`, ...). They last `seconds` of wall time from entering the block, then
-    everything is healed: partitions and every `Faults` fault cleared (`heal()`), paused nodes
-    resumed, and nodes that were running on entry but are stopped (killed) restarted from their
-    data_dir.
-
-    - A body shorter than `seconds`: leaving the block waits out the rest, then heals, so the
-      fault lasts the whole window.
-    - A body longer than `seconds`: a timer heals at the deadline while the body still runs (the
-      fault never outlasts the window); leaving the block then just returns.
-    - A body that raises: heals at once and lets the exception through.
-
-    After the block, the faults are healed; waiting for a leader again is the caller's (e.g.
-    `cluster.wait_for_leader(10)`). `healed` (bool) says whether healing happened yet,
-    `remaining` is the seconds left, `wait_healed(timeout)` blocks until healed. ConfigError for a
-    negative, non-finite or non-numeric `seconds`."""
-
-    def __init__(self, target: Union["LocalCluster", Node], seconds: float) -> None:
-        checked = check_timeout("seconds", seconds)
-        if checked is None:
-            raise ConfigError("seconds: a fault window needs a number of seconds, got None")
-        if not isinstance(target, (LocalCluster, Node)):
-            raise ConfigError(f"target: expected a LocalCluster or a Node, got {target!r}")
-        self.seconds: float = checked
-        self._target = target
-        self._running_at_entry: List[str] = []
-        self._deadline = 0.0
-        self._healed = threading.Event()
-        self._heal_lock = threading.Lock()
-        self._timer: Optional[threading.Timer] = None
-        self.heal_error: Optional[BaseException] = None
-
-    def _nodes(self) -> Dict[str, Node]:
-        if isinstance(self._target, LocalCluster):
-            return self._target.nodes
-        return {self._target.node_id: self._target}
-
-    @property
-    def healed(self) -> bool:
-        """True once the faults were healed (at the deadline, or early because the body raised)."""
-        return self._healed.is_set()
-
-    @property
-    def remaining(self) -> float:
-        """Seconds left until the faults are healed (0 once the deadline passed)."""
-        return max(0.0, self._deadline - time.monotonic())
-
-    def wait_healed(self, timeout: Optional[float] = None) -> bool:
-        """Blocks until healed: True then, False if `timeout` seconds passed first."""
-        return self._healed.wait(check_timeout("timeout", timeout))
-
-    def heal(self) -> None:
-        """Heals now (once; later calls do nothing): clears every fault, resumes paused nodes and
-        restarts the nodes that ran on entry and are stopped. Errors of a restart are kept in
-        `heal_error` and raised when the block ends."""
-        with self._heal_lock:
-            if self._healed.is_set():
-                return
-            try:
-                target = self._target
-                if isinstance(target, LocalCluster):
-                    target.heal()
-                for node_id, node in self._nodes().items():
-                    if node.role == "stopped":
-                        if node_id in self._running_at_entry:
-                            if isinstance(target, LocalCluster):
-                                target.restart(node_id)
-                            else:
-                                node.start()
-                    else:
-                        node.faults.heal()
-            except BaseException as e:  # noqa: BLE001 - reported when the block ends
-                self.heal_error = e
-            finally:
-                self._healed.set()
-
-    def __enter__(self) -> "FaultWindow":
-        self._running_at_entry = [i for i, n in self._nodes().items() if n.role != "stopped"]
-        self._deadline = time.monotonic() + self.seconds
-        self._timer = threading.Timer(self.seconds, self.heal)
-        self._timer.daemon = True
-        self._timer.start()
-        return self
-
-    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: object) -> None:
-        assert self._timer is not None
-        if exc_type is not None:
-            self._timer.cancel()
-            self.heal()
-            return
-        # Wait out the window (the timer heals at the deadline), bounded in case the timer could
-        # not run; then heal here if it has not.
-        self._healed.wait(self.remaining + 5.0)
-        self._timer.cancel()
-        self.heal()
-        if self.heal_error is not None:
-            raise self.heal_error
-
-    def __repr__(self) -> str:
-        state = "healed" if self.healed else f"{self.remaining:.3f} s left"
-        return f"<FaultWindow {self.seconds} s, {state}>"
-
-
 def _stop_and_clean(nodes: Dict[str, Node], tmp_root: Optional[str], pid: int) -> None:
     """Stops every node, THEN removes the temporary root: the order that keeps running nodes from
     losing their data_dir. Runs from `stop()`, when the cluster is collected, and at exit (a
@@ -196,7 +93,14 @@ class LocalCluster:
     older one first, with a warning (a notebook cell run twice must not leave nodes behind): give
     clusters that must run side by side different ids.
 
-    Raises ConfigError for a bad `members` or node option, as `Node` does."""
+    A `quorate.Cluster`: the same verbs as `Simulation` (`kill`, `restart`, `pause`, `resume`,
+    `partition`, `isolate`, `heal`, `set_clock_rate`, ...), `status(node_id)`, `events`, and the
+    one `leader()` rule. Its clock (`now`, `Event.at`) is `time.monotonic()`.
+
+    Raises ConfigError for a bad `members` or node option, as `Node` does.
+
+    Renamed in 0.2 (the old spelling still works, with a DeprecationWarning, for one release):
+    `history` is `events`."""
 
     def __init__(
         self,
@@ -233,6 +137,8 @@ class LocalCluster:
         self._history: List[Event] = []
         self._subs: Dict[str, Subscription] = {}
         self._groups: Optional[List[List[str]]] = None
+        self._isolated: Set[str] = set()
+        self._pause_timers: Dict[str, threading.Timer] = {}
         # Last, once every argument was accepted: a cell run twice replaces the older cluster.
         self._replace_running(frozenset(ids))
 
@@ -273,6 +179,8 @@ class LocalCluster:
         readable. Starting the cluster again afterwards starts with fresh, empty data_dirs."""
         with _running_lock:
             _running.discard(self)
+        for node_id in list(self._pause_timers):
+            self._cancel_pause_timer(node_id)
         try:
             for node in self.nodes.values():
                 node.stop(graceful=False, timeout=2.0)
@@ -309,36 +217,51 @@ class LocalCluster:
             self._drain(sub)
 
     @property
-    def history(self) -> List[Event]:
+    def members(self) -> List[str]:
+        """The node ids, in order."""
+        return list(self.nodes)
+
+    @property
+    def now(self) -> float:
+        """The cluster's clock: `time.monotonic()`, the clock of its events' `at`."""
+        return time.monotonic()
+
+    @property
+    def virtual_time(self) -> bool:
+        """False: a LocalCluster's time moves by itself (see `quorate.Cluster`)."""
+        return False
+
+    @property
+    def events(self) -> List[Event]:
         """Every event of every node since `start()` (a list of `Event`), ordered by `at`
         (seconds on the monotonic clock)."""
         self._collect()
         return sorted(self._history, key=lambda e: e.at)
 
+    @property
+    def history(self) -> List[Event]:
+        """Deprecated: `events`, the name every `quorate.Cluster` uses."""
+        warnings.warn("LocalCluster.history is now LocalCluster.events", DeprecationWarning, stacklevel=2)
+        return self.events
+
+    def status(self, node_id: str) -> Status:
+        """One node's `Node.status()` (a stopped node reports role "stopped"). ConfigError for an
+        unknown id."""
+        return self._node(node_id).status()
+
     def statuses(self) -> Dict[str, Status]:
         """Each node's `Node.status()`, by node id (a stopped node reports role "stopped")."""
         return {i: n.status() for i, n in self.nodes.items()}
 
-    def _reachable(self, node_id: str) -> bool:
-        if self._groups is None:
-            return True
-        return any(node_id in g for g in self._groups if len(g) * 2 > len(self.nodes))
-
     def leader(self) -> Optional[str]:
-        """The id of the leader every running node of the majority side agrees on and that holds
-        its lease, or None (no leader now, or nodes disagree). Does not wait."""
-        running = {i: n for i, n in self.nodes.items() if n.role != "stopped" and self._reachable(i)}
-        leaders = {n.leader for n in running.values()}
-        if len(leaders) != 1:
-            return None
-        (leader,) = leaders
-        if leader not in running or not running[leader].is_leader:
-            return None
-        return leader
+        """The node that holds its lease and that a majority of all members (itself included)
+        recognise as leader, or None: the one rule of `quorate.Cluster.leader()`. Stopped nodes
+        recognise nobody. Does not wait."""
+        return leader_of((i, n.role != "stopped", n.is_leader, n.leader) for i, n in self.nodes.items())
 
     def wait_for_leader(self, timeout: Optional[float] = None) -> str:
-        """The leader every running node of the majority side agrees on and that holds its lease;
-        TimeoutError after `timeout` seconds (None: no limit)."""
+        """Waits until `leader()` names one and returns it; TimeoutError after `timeout` seconds
+        (None: no limit)."""
         timeout = check_timeout("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -348,6 +271,14 @@ class LocalCluster:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"no agreed leader within {timeout} s: {self._summary()}")
             time.sleep(0.01)
+
+    def run_for(self, seconds: float) -> None:
+        """Lets the cluster run for `seconds` of wall time (sleeps: its nodes run by
+        themselves). ConfigError for a negative, non-finite or non-numeric `seconds`."""
+        checked = check_timeout("seconds", seconds)
+        if checked is None:
+            raise ConfigError("seconds: run_for needs a number of seconds, got None")
+        time.sleep(checked)
 
     def _summary(self) -> str:
         return ", ".join(f"{i}: {n.role} t{n.term} -> {n.leader}" for i, n in self.nodes.items())
@@ -363,7 +294,9 @@ class LocalCluster:
     def kill(self, node_id: str) -> None:
         """Abrupt stop (crash) of one node: no hand-off, its leadership ends with a `demoted`
         event of reason "crashed". ConfigError for an unknown id."""
-        self._node(node_id).faults.crash()
+        node = self._node(node_id)
+        self._cancel_pause_timer(node_id)
+        node.faults.crash()
 
     def restart(self, node_id: str) -> None:
         """Starts a killed or stopped node again from its data_dir (it rejoins the current
@@ -371,7 +304,7 @@ class LocalCluster:
         node = self._node(node_id)
         self._subscribe(node_id)
         node.start()
-        if self._groups is not None:
+        if self._groups is not None or self._isolated:
             self._apply_partition(node_id)
 
     def faults_for(self, seconds: float) -> FaultWindow:
@@ -381,40 +314,117 @@ class LocalCluster:
         `seconds`."""
         return FaultWindow(self, seconds)
 
-    def pause(self, node_id: str) -> None:
-        """Freezes one node's engine, as SIGSTOP would (see `Faults.pause`); `resume()` undoes
-        it. ConfigError for an unknown id."""
-        self._node(node_id).faults.pause()
+    def pause(self, node_id: str, seconds: Optional[float] = None) -> None:
+        """Freezes one node's engine, as SIGSTOP would (see `Faults.pause`), for `seconds` of wall
+        time (a timer resumes it) or until `resume()` (None). ConfigError for an unknown id or a
+        bad `seconds`."""
+        node = self._node(node_id)
+        checked = check_timeout("seconds", seconds)
+        self._cancel_pause_timer(node_id)
+        node.faults.pause()
+        if checked is not None:
+            timer = threading.Timer(checked, self._resume_after_pause, args=(node_id,))
+            timer.daemon = True
+            self._pause_timers[node_id] = timer
+            timer.start()
+
+    def _resume_after_pause(self, node_id: str) -> None:
+        self._pause_timers.pop(node_id, None)
+        node = self.nodes[node_id]
+        if node.role != "stopped":
+            node.faults.resume()
+
+    def _cancel_pause_timer(self, node_id: str) -> None:
+        timer = self._pause_timers.pop(node_id, None)
+        if timer is not None:
+            timer.cancel()
 
     def resume(self, node_id: str) -> None:
         """Unfreezes a paused node; the messages it queued are handled then. ConfigError for an
         unknown id."""
-        self._node(node_id).faults.resume()
+        node = self._node(node_id)
+        self._cancel_pause_timer(node_id)
+        node.faults.resume()
 
     def partition(self, *groups: Sequence[str]) -> None:
         """Splits the cluster into groups that cannot reach one another, e.g.
         `partition(["n1"], ["n2", "n3"])`; members named in no group form one more group.
         A new partition replaces the previous one. Faults set with `node.faults` stay as they
         are: the partition is a layer of its own, undone by `heal()`. ConfigError for an
-        unknown id, an id in two groups, or a group given as a string."""
+        unknown id, an id in two groups, or a group given as a string; QuorateError if the
+        cluster is not running."""
         cuts = _group_partition(list(self.nodes), list(groups))
+        self._check_running("partition")
         self._groups = _sides(cuts)
+        self._apply_cuts()
+
+    def isolate(self, node_id: str) -> None:
+        """Cuts one node off from every other, both directions, until `heal()` (in the same
+        layer as `partition()`). ConfigError for an unknown id; QuorateError if the cluster is not
+        running."""
+        self._node(node_id)
+        self._check_running("isolate")
+        self._isolated.add(node_id)
+        self._apply_cuts()
+
+    def _check_running(self, what: str) -> None:
+        if not self.running:
+            raise QuorateError(f"{what}: the cluster is not running (start() it first)")
+
+    def _cut(self, node_id: str) -> List[str]:
+        """The peers `node_id` cannot reach under the partition and the isolations."""
+        cut: Set[str] = set()
+        if self._groups is not None:
+            mine = next(g for g in self._groups if node_id in g)
+            cut.update(i for i in self.nodes if i not in mine)
+        cut.update(i for i in self.nodes if i != node_id and (node_id in self._isolated or i in self._isolated))
+        return [i for i in self.nodes if i in cut]
+
+    def _apply_cuts(self) -> None:
         for node_id, node in self.nodes.items():
             if node.role != "stopped":
                 self._apply_partition(node_id)
 
     def _apply_partition(self, node_id: str) -> None:
-        assert self._groups is not None
-        mine = next(g for g in self._groups if node_id in g)
-        self.nodes[node_id]._core.fault_group_partition([i for i in self.nodes if i not in mine])
+        cut = self._cut(node_id)
+        if cut:
+            self.nodes[node_id]._core.fault_group_partition(cut)
+        else:
+            self.nodes[node_id]._core.fault_heal_group()
 
     def heal(self) -> None:
-        """Undoes `partition()`; faults set with `node.faults` stay (clear those with
-        `node.faults.heal()`)."""
+        """Undoes `partition()` and `isolate()`; faults set with `node.faults` (pauses, clock
+        rates, drop rates) stay (clear those with `node.faults.heal()`)."""
         self._groups = None
+        self._isolated.clear()
         for node in self.nodes.values():
             if node.role != "stopped":
                 node._core.fault_heal_group()
+
+    def set_clock_rate(self, node_id: str, factor: float) -> None:
+        """Makes one node's timers run `factor` times as fast (1.0: normal; see
+        `Faults.clock_rate`). ConfigError for an unknown id or a bad factor."""
+        self._node(node_id).faults.clock_rate(factor)
+
+    def set_drop_rate(self, rate: float, node_id: Optional[str] = None) -> None:
+        """Drops each message to and from `node_id` (None: every running node) with probability
+        `rate` from now on; 0 ends it (see `Faults.drop`). A killed node comes back without it.
+        ConfigError for an unknown id or a rate outside [0, 1]."""
+        targets = list(self.nodes) if node_id is None else [self._node(node_id).node_id]
+        for i in targets:
+            if self.nodes[i].role != "stopped":
+                self.nodes[i].faults.drop(rate)
+
+    def resign(self, node_id: str) -> bool:
+        """The leader `node_id` steps down and hands off (`Node.resign`); False if it does not
+        lead. ConfigError for an unknown id."""
+        return self._node(node_id).resign()
+
+    def transfer_leadership(self, node_id: str, to: str, timeout: float = 5.0) -> None:
+        """The leader `node_id` hands leadership to `to` and waits until `to` leads
+        (`Node.transfer_leadership`): NotLeaderError if `node_id` does not lead, TimeoutError
+        after `timeout` seconds. ConfigError for an unknown id."""
+        self._node(node_id).transfer_leadership(to, timeout)
 
     def _rows(self) -> List[Dict[str, Any]]:
         rows = []

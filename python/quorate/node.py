@@ -4,30 +4,35 @@ The engine and transport run in Rust on a background tokio runtime. Python sees 
 published snapshot (properties never wait on the engine) and through events, which one dispatcher
 thread per node hands to callbacks and subscriptions in order. No Python code runs on the engine's
 threads, so a slow callback delays later callbacks, never an election.
+
+The node's parts live beside it: `quorate.status` (Status, PeerStatus), `quorate.subscription`
+(Subscription), `quorate.faults` (Faults, the fault API), `quorate._logs` (log forwarding) and
+`quorate._process` (exit and fork handling). Their names stay importable from here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import collections
 import inspect
 import logging
 import operator
 import os
 import threading
-import time
 import warnings
-import weakref
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
-from ._core import DEFAULT_TIMING, Event, _forked, _NodeCore, _take_log_records, _write_unraisable
+from ._core import DEFAULT_TIMING, Event, _NodeCore, _write_unraisable
+from ._logs import ensure_log_forwarder
+from ._process import live_nodes
 from ._validate import check_timeout
-from .errors import ConfigError, NodeStoppedError, NotLeaderError, QuorateError, SubscriptionClosed
-from .leading import Leading, Leadership, run_while_leading
+from ._wait import Waiting
+from .errors import ConfigError, NotLeaderError
+from .faults import Faults
+from .leading import Leadership, Leading, run_while_leading
+from .status import PeerStatus, Status
+from .subscription import MAX_SUBSCRIPTION_BACKLOG, Subscription
 
-__all__ = ["Node", "Status", "PeerStatus", "Faults", "Subscription"]
+__all__ = ["Node", "Status", "PeerStatus", "Faults", "Subscription", "MAX_SUBSCRIPTION_BACKLOG"]
 
 logger = logging.getLogger("quorate")
 
@@ -35,349 +40,13 @@ Callback = Callable[[Event], None]
 T = TypeVar("T")
 PathLike = Union[str, "os.PathLike[str]"]
 
-# Bounds: a subscription nobody reads keeps at most this many events (the oldest are dropped).
-MAX_SUBSCRIPTION_BACKLOG = 10_000
-# How long a blocking wait on the main thread sleeps between checks for Ctrl-C. Other threads never
-# receive signals, so they sleep up to _IDLE_SLICE: an idle service should not wake 10 times a second.
-_WAIT_SLICE = 0.1
-_IDLE_SLICE = 1.0
-
-
-def _next_wait(deadline: Optional[float]) -> float:
-    """Seconds the next slice of a blocking wait may sleep: one slice, or what is left before
-    `deadline` (a time.monotonic() value; <= 0 once it passed)."""
-    slice_ = _WAIT_SLICE if threading.current_thread() is threading.main_thread() else _IDLE_SLICE
-    return slice_ if deadline is None else min(slice_, deadline - time.monotonic())
-
-
+# What "no limit" is for the engine's own stop, which takes a number: about 31 years.
+_UNBOUNDED = 1e9
 # The dispatcher's wait per round: a stop wakes it at once, so this only bounds idle wake-ups.
 _DISPATCH_SLICE = 1.0
 
-_live_nodes: "weakref.WeakSet[Node]" = weakref.WeakSet()
 
-
-def _after_fork_in_child() -> None:
-    global _log_forwarder
-    # One fork generation, kept in Rust: a Node made in another generation refuses to be used
-    # (its runtime threads did not survive the fork), in Python calls and Rust getters alike.
-    _forked()
-    _live_nodes.clear()  # the parent's nodes are the parent's: never stop them from here
-    _log_forwarder = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-@atexit.register
-def _stop_all_at_exit() -> None:
-    # Interpreter exit with running nodes must neither hang nor crash: stop them abruptly, briefly.
-    for node in list(_live_nodes):
-        try:
-            node._shutdown(graceful=False, timeout=1.0)
-        except Exception:  # pragma: no cover - best effort at exit
-            pass
-
-
-_log_forwarder: Optional[threading.Thread] = None
-_log_forwarder_lock = threading.Lock()
-
-
-def _forward_logs() -> None:
-    """Moves the Rust side's log records into the "quorate" logger, on this one Python thread."""
-    while True:
-        for levelno, target, message in _take_log_records(1.0):
-            name = "quorate" if target in ("quorate", "") else "quorate." + target.split("::", 1)[-1].replace("::", ".")
-            logging.getLogger(name).log(levelno, "%s", message)
-
-
-def _ensure_log_forwarder() -> None:
-    global _log_forwarder
-    with _log_forwarder_lock:
-        if _log_forwarder is None or not _log_forwarder.is_alive():
-            _log_forwarder = threading.Thread(target=_forward_logs, name="quorate-logs", daemon=True)
-            _log_forwarder.start()
-
-
-@dataclass(frozen=True)
-class PeerStatus:
-    """How this node sees one peer, in `Status.peers`.
-
-    Attributes:
-        address: The peer's "host:port", as given in `members`.
-        connected: True while this node's outbound connection to the peer is up.
-        last_contact_age: Seconds since this node last received a valid frame from the peer;
-            None if it never did.
-        round_trip: Seconds from this node's heartbeat to the peer's acknowledgement, smoothed
-            as TCP smooths its round-trip time (each sample moves it 1/8 of the way). Only a raft
-            leader measures it: None on a follower, before the peer's first acknowledgement, and
-            with Bully or Ring. It includes the peer's own handling time and any injected delay.
-    """
-
-    address: str
-    connected: bool
-    last_contact_age: Optional[float]
-    round_trip: Optional[float] = None
-
-
-@dataclass(frozen=True)
-class Status:
-    """A consistent snapshot of one node, as `Node.status()` returns it. Times are seconds;
-    counters count from the node's construction (a restart of the same `Node` keeps them).
-
-    Attributes:
-        node_id: This node's id.
-        role: "follower", "pre_candidate", "candidate", "leader" or "stopped".
-        term: The current term (0 before the first election).
-        leader: The leader this node follows or is, or None if it knows none.
-        voted_for: Whom this node voted for in `term`, or None.
-        is_leader: True only while this node leads AND holds its lease.
-        fencing_token: The fencing token while `is_leader`, else None.
-        lease_remaining: Seconds left on this node's leader lease, or None without one.
-        last_heartbeat_age: Seconds since this node last heard from a leader (on a leader, the
-            time it last heard its previous leader); None if it never heard one.
-        peers: Each peer's `PeerStatus`, by id.
-        elections_started: Elections (campaigns) this node started.
-        elections_won: Elections this node won.
-        leader_changes: Times the leader known to this node changed.
-        messages_sent: Messages sent to peers.
-        messages_received: Messages received from peers.
-        messages_rejected: Frames and handshakes refused (authentication, cluster name, version,
-            size, ...); never acted on.
-        messages_dropped: Messages dropped (a full queue, or an injected fault).
-        faults: The injected faults in force (see `Faults.active()`), by name.
-        health: "ok"; "degraded" while the node cannot persist its state (it then neither votes
-            nor campaigns); "failed" if its engine task died (stop() and start() it); "stopped"
-            when it does not run.
-        last_error: The last storage or engine error, if any (kept after recovery, for the
-            operator), else None.
-        rejected_by_reason: `messages_rejected` split by reason ("bad_mac", "cluster", "version",
-            "replay", ...); the values add up to `messages_rejected`.
-        warnings: What is unsafe or abnormal right now, in words; empty when all is well. Named
-            patterns: no secret on a non-loopback address, an election storm (more than 10
-            elections started in 60 s), flapping leadership (more than 6 leader changes in
-            60 s), a peer unreachable for longer than the election timeout, a clock rate near the
-            max_clock_drift bound, and slow links (on a raft leader: heartbeat interval plus the
-            round trip to the peers a majority needs is over 80% of the lease, so the lease will
-            lapse between renewals).
-        leading_for: Seconds this node has led in its current leadership; None unless it leads.
-        leaderless_for: Seconds this running node has known no leader; None while it knows one.
-        tenure_histogram: Lengths of this node's past leaderships, as {"buckets": [[upper bound
-            in seconds, cumulative count], ..., [inf, count]], "sum": seconds, "count": n}.
-        leaderless_histogram: The gaps without a known leader as this node saw them (failover
-            time seen from here), in the same shape.
-        elections_last_minute: Elections this node started in the last 60 s.
-        leader_changes_last_minute: Leader changes this node saw in the last 60 s.
-        term_changes: Times this node's term changed.
-        votes: Vote requests this node answered (raft), as {"vote": {answer: count}, "pre_vote":
-            {answer: count}} with every answer present: "granted"; "stale_term" (the request's
-            term is older); "already_voted" (for another candidate in that term); "leader_known"
-            (this node follows a leader of that term); "in_lease" (ignored: this node heard a
-            live leader, or restarted, within the minimum election timeout; thesis 4.2.3). Many
-            refusals with few elections won point at the cause of a cluster that cannot elect.
-            All zero with Bully and Ring, which have no votes.
-    """
-
-    node_id: str
-    role: str
-    term: int
-    leader: Optional[str]
-    voted_for: Optional[str]
-    is_leader: bool
-    fencing_token: Optional[int]
-    lease_remaining: Optional[float]
-    last_heartbeat_age: Optional[float]
-    peers: Dict[str, PeerStatus]
-    elections_started: int
-    elections_won: int
-    leader_changes: int
-    messages_sent: int
-    messages_received: int
-    messages_rejected: int
-    messages_dropped: int = 0
-    faults: Dict[str, str] = field(default_factory=dict)
-    #: "ok"; "degraded" while the node cannot persist its state (it then neither votes nor
-    #: campaigns); "failed" if its engine task died (stop() and start() it); "stopped" when it
-    #: does not run.
-    health: str = "stopped"
-    #: The last storage error, if any (kept after recovery, for the operator).
-    last_error: Optional[str] = None
-    #: messages_rejected split by reason ("bad_mac", "cluster", "version", "replay", ...).
-    rejected_by_reason: Dict[str, int] = field(default_factory=dict)
-    warnings: List[str] = field(default_factory=list)
-    leading_for: Optional[float] = None
-    leaderless_for: Optional[float] = None
-    tenure_histogram: Dict[str, Any] = field(default_factory=dict)
-    leaderless_histogram: Dict[str, Any] = field(default_factory=dict)
-    elections_last_minute: int = 0
-    leader_changes_last_minute: int = 0
-    term_changes: int = 0
-    votes: Dict[str, Dict[str, int]] = field(default_factory=dict)
-
-    def to_dict(self) -> Dict[str, Any]:
-        """Every attribute as a plain dict (peers as dicts too), ready for `json.dumps`; a copy."""
-        d = dict(self.__dict__)
-        d["peers"] = {k: dict(v.__dict__) for k, v in self.peers.items()}
-        d["faults"] = dict(self.faults)
-        d["rejected_by_reason"] = dict(self.rejected_by_reason)
-        d["warnings"] = list(self.warnings)
-        d["votes"] = {kind: dict(answers) for kind, answers in self.votes.items()}
-        for h in ("tenure_histogram", "leaderless_histogram"):
-            d[h] = {k: (list(map(list, v)) if k == "buckets" else v) for k, v in getattr(self, h).items()}
-        return d
-
-
-class Subscription:
-    """Every event from the moment of `subscribe()`, in order: `for e in sub` blocks (GIL released,
-    Ctrl-C works); `async for e in sub` awaits. Ends after `close()` or when the node stops."""
-
-    def __init__(self, node: "Node") -> None:
-        self._node = node
-        self._events: Deque[Event] = collections.deque(maxlen=MAX_SUBSCRIPTION_BACKLOG)
-        self._cond = threading.Condition()
-        self._closed = False
-        self._waiters: List[Tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-
-    def _push(self, event: Event) -> None:
-        with self._cond:
-            self._events.append(event)
-            self._cond.notify_all()
-            waiters, self._waiters = self._waiters, []
-        for loop, fut in waiters:
-            loop.call_soon_threadsafe(_resolve, fut)
-
-    def close(self) -> None:
-        """Ends the subscription: events already queued can still be read, then iteration stops
-        and `get()` raises SubscriptionClosed. Idempotent; returns None."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-            waiters, self._waiters = self._waiters, []
-        for loop, fut in waiters:
-            loop.call_soon_threadsafe(_resolve, fut)
-        self._node._unsubscribe(self)
-
-    @property
-    def closed(self) -> bool:
-        """True once `close()` was called or the node stopped (events may still be queued)."""
-        return self._closed
-
-    def get(self, timeout: Optional[float] = None) -> Event:
-        """The next event; TimeoutError after `timeout` seconds; `SubscriptionClosed` once closed
-        (by `close()` or the node stopping) and empty."""
-        timeout = check_timeout("timeout", timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while not self._events:
-                if self._closed:
-                    raise SubscriptionClosed("Subscription.get: the subscription is closed and has no event left")
-                remaining = _next_wait(deadline)
-                if remaining <= 0:
-                    raise TimeoutError("no event within the timeout")
-                self._cond.wait(remaining)
-            return self._events.popleft()
-
-    def __iter__(self) -> Iterator[Event]:
-        return self
-
-    def __next__(self) -> Event:
-        try:
-            return self.get()
-        except SubscriptionClosed:
-            raise StopIteration from None
-
-    def __aiter__(self) -> "Subscription":
-        return self
-
-    async def __anext__(self) -> Event:
-        loop = asyncio.get_running_loop()
-        while True:
-            with self._cond:
-                if self._events:
-                    return self._events.popleft()
-                if self._closed:
-                    raise StopAsyncIteration
-                fut: asyncio.Future[None] = loop.create_future()
-                self._waiters.append((loop, fut))
-            await fut
-
-    def __enter__(self) -> "Subscription":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _resolve(fut: "asyncio.Future[None]") -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-class Faults:
-    """Fault injection inside this node's message layer (`node.faults`); never needs its peers'
-    cooperation. Every method returns None; each but `crash()`, `heal()` and `active()` raises
-    QuorateError if the node is not running, and ConfigError for a bad argument (naming it).
-    Faults last until `heal()` (or a restart: a crashed node comes back without them)."""
-
-    def __init__(self, node: "Node") -> None:
-        self._node = node
-
-    def isolate(self) -> None:
-        """Cut this node off from every peer, both directions, until `heal()`. Returns None."""
-        self._node._core.fault_isolate()
-
-    def partition(self, *peer_ids: str) -> None:
-        """Cut both directions between this node and these peers (ids). ConfigError for an
-        unknown id."""
-        self._node._core.fault_partition(list(peer_ids))
-
-    def drop(self, rate: float, *, peers: Optional[List[str]] = None) -> None:
-        """Drop each message to and from `peers` (default: every peer) with probability `rate`
-        in [0, 1]. ConfigError for a rate outside [0, 1] or an unknown peer."""
-        self._node._core.fault_drop(rate, peers)
-
-    def delay(self, seconds: float, *, jitter: float = 0.0, peers: Optional[List[str]] = None) -> None:
-        """Delay each message to `peers` (default: every peer) by `seconds`, plus a random extra
-        of up to `jitter` seconds. ConfigError for a negative or non-finite time or an unknown
-        peer."""
-        self._node._core.fault_delay(seconds, jitter, peers)
-
-    def duplicate(self, rate: float, *, peers: Optional[List[str]] = None) -> None:
-        """Send each message to `peers` (default: every peer) twice with probability `rate` in
-        [0, 1]. ConfigError for a rate outside [0, 1] or an unknown peer."""
-        self._node._core.fault_duplicate(rate, peers)
-
-    def pause(self) -> None:
-        """Freeze the engine, as SIGSTOP would: no timers, no message handling; messages queue
-        and are handled on `resume()`. The lease runs out meanwhile, so `is_leader` turns False."""
-        self._node._core.fault_pause()
-
-    def resume(self) -> None:
-        """Unfreeze the engine after `pause()`; the messages queued meanwhile are handled now."""
-        self._node._core.fault_resume()
-
-    def clock_rate(self, factor: float) -> None:
-        """This node's timers run `factor` times as fast (1.0: normal). ConfigError outside
-        [0.01, 100]. Beyond `1 +- max_clock_drift` the lease's guarantee no longer holds: that is
-        what the fault is for."""
-        self._node._core.fault_clock_rate(factor)
-
-    def crash(self) -> None:
-        """Abrupt stop: no hand-off, connections reset, volatile state lost; `start()` brings it back."""
-        self._node._shutdown(graceful=False, timeout=5.0, crash=True)
-
-    def heal(self) -> None:
-        """Clear every fault but a crash (a LocalCluster's partition included)."""
-        if self._node._core.running:
-            self._node._core.fault_clear()
-
-    def active(self) -> Dict[str, str]:
-        """The faults in force, as a dict of fault name to its setting in words, e.g.
-        `{"drop": "0.1", "paused": "true"}`; empty when none is."""
-        return dict(self._node._core.faults_active())
-
-
-class Node:
+class Node(Waiting):
     """One member of an election group, networked over TCP.
 
     Create it with the id and "host:port" of every member (itself included), `start()` it (or use
@@ -517,32 +186,33 @@ class Node:
         with self._lifecycle:
             if self._core.running:
                 return self
-            _ensure_log_forwarder()
+            ensure_log_forwarder()
             self._core.start()
             if self._dispatcher is None:
                 self._dispatcher = threading.Thread(
                     target=self._dispatch, name=f"quorate-dispatch-{self.node_id}", daemon=True
                 )
                 self._dispatcher.start()
-        _live_nodes.add(self)
+        live_nodes.add(self)
         return self
 
-    def stop(self, graceful: bool = True, timeout: float = 5.0) -> None:
+    def stop(self, graceful: bool = True, timeout: Optional[float] = 5.0) -> None:
         """Stops the node; idempotent. A graceful stop of a leader hands leadership to a peer first
         (its `demoted` has reason "stopped"). Waits up to `timeout` seconds for the node's tasks and
-        then for the callbacks of events already produced (its `on_demoted` among them)."""
+        then for the callbacks of events already produced (its `on_demoted` among them); `None`
+        waits with no limit, as everywhere else in quorate (a callback that never returns then
+        holds `stop()` up for good). ConfigError for a negative or non-finite `timeout`."""
         self._check_process()
-        limit = check_timeout("timeout", timeout)
-        self._shutdown(graceful=graceful, timeout=5.0 if limit is None else limit)
+        self._shutdown(graceful=graceful, timeout=check_timeout("timeout", timeout))
 
-    def _shutdown(self, graceful: bool, timeout: float, crash: bool = False) -> None:
+    def _shutdown(self, graceful: bool, timeout: Optional[float], crash: bool = False) -> None:
         with self._lifecycle:
             if crash:
                 self._core.crash()
             else:
-                self._core.stop(graceful, timeout)
+                self._core.stop(graceful, _UNBOUNDED if timeout is None else timeout)
             d = self._dispatcher
-        _live_nodes.discard(self)
+        live_nodes.discard(self)
         # A crash does not wait for callbacks: a callback that blocks must not hold up a kill.
         if not crash and d is not None and d is not threading.current_thread():
             d.join(timeout)
@@ -605,25 +275,38 @@ class Node:
         self._check_process()
         return self._core.term
 
-    @property
-    def leader(self) -> Optional[str]:
-        """The leader this node follows or is, if it knows one. QuorateError in a child forked
-        after the Node was made."""
-        return self._core.leader
+    # The hot queries are C-level properties: operator.attrgetter reaches the Rust getter (which
+    # makes the fork check too) without a Python frame, about half the cost of a Python property
+    # (the leader-query row of BENCHMARKS.md). Type checkers read the declarations just below.
+    if TYPE_CHECKING:
 
-    @property
-    def is_leader(self) -> bool:
-        """True only while this node leads AND its lease holds (a majority acknowledged a
-        heartbeat recently enough): the only time to act as the leader. QuorateError in a child
-        forked after the Node was made."""
-        return self._core.is_leader
+        @property
+        def leader(self) -> Optional[str]: ...
 
-    @property
-    def fencing_token(self) -> Optional[int]:
-        """While `is_leader`: a number that strictly increases from one leadership to the next
-        across the cluster (the term). None otherwise. QuorateError in a child forked after the
-        Node was made."""
-        return self._core.fencing_token
+        @property
+        def is_leader(self) -> bool: ...
+
+        @property
+        def fencing_token(self) -> Optional[int]: ...
+
+    else:
+        leader = property(
+            operator.attrgetter("_core.leader"),
+            doc="""The leader this node follows or is, if it knows one. QuorateError in a child
+            forked after the Node was made.""",
+        )
+        is_leader = property(
+            operator.attrgetter("_core.is_leader"),
+            doc="""True only while this node leads AND its lease holds (a majority acknowledged a
+            heartbeat recently enough): the only time to act as the leader. QuorateError in a child
+            forked after the Node was made.""",
+        )
+        fencing_token = property(
+            operator.attrgetter("_core.fencing_token"),
+            doc="""While `is_leader`: a number that strictly increases from one leadership to the next
+            across the cluster (the term). None otherwise. QuorateError in a child forked after the
+            Node was made.""",
+        )
 
     def _holds(self, term: int) -> bool:
         self._check_process()
@@ -650,92 +333,6 @@ class Node:
         from .metrics import exposition  # the optional dependency, imported only when asked
 
         return exposition(self).decode("utf-8")
-
-    # ----- waiting: one change counter wakes blocking and asyncio waiters alike ------------------
-
-    def _stopped_error(self, what: str) -> NodeStoppedError:
-        return NodeStoppedError(f"node {self.node_id!r} is not running ({what})")
-
-    def _wait_until(
-        self, ready: Callable[[], Optional[T]], timeout: Optional[float], what: str, stop_ends: bool = True
-    ) -> T:
-        """Waits until `ready()` returns something (GIL released, in slices so Ctrl-C works).
-        TimeoutError naming `what` after `timeout` seconds; NodeStoppedError if `stop_ends` and
-        the node is or becomes stopped. The change counter is read before `ready()` is asked, so
-        a change in between wakes the wait at once: no wakeup is missed."""
-        self._check_process()
-        timeout = check_timeout("timeout", timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        core = self._core
-        while True:
-            seen = core.version
-            value = ready()
-            if value is not None:
-                return value
-            if stop_ends and not core.running:
-                raise self._stopped_error(what)
-            remaining = _next_wait(deadline)
-            if remaining <= 0:
-                raise TimeoutError(f"{what} within {timeout} s")
-            core.wait_changed(seen, remaining)
-
-    async def _wait_until_async(
-        self, ready: Callable[[], Optional[T]], timeout: Optional[float], what: str, stop_ends: bool = True
-    ) -> T:
-        """The asyncio form of `_wait_until`: never blocks the event loop."""
-        self._check_process()
-        timeout = check_timeout("timeout", timeout)
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        core = self._core
-        while True:
-            seen = core.version
-            value = ready()
-            if value is not None:
-                return value
-            if stop_ends and not core.running:
-                raise self._stopped_error(what)
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"{what} within {timeout} s")
-            fut: "asyncio.Future[None]" = loop.create_future()
-            self._add_async_waiter(loop, fut, seen)
-            try:
-                await asyncio.wait_for(fut, remaining)
-            except asyncio.TimeoutError:
-                pass  # the deadline check above raises the built-in TimeoutError
-            finally:
-                self._remove_async_waiter(fut)
-
-    def _add_async_waiter(self, loop: asyncio.AbstractEventLoop, fut: "asyncio.Future[None]", seen: int) -> None:
-        with self._lock:
-            self._async_waiters.append((loop, fut, seen))
-            if self._watcher is None:
-                self._watcher = threading.Thread(target=self._watch, name=f"quorate-watch-{self.node_id}", daemon=True)
-                self._watcher.start()
-
-    def _remove_async_waiter(self, fut: "asyncio.Future[None]") -> None:
-        with self._lock:
-            self._async_waiters = [w for w in self._async_waiters if w[1] is not fut]
-
-    def _watch(self) -> None:
-        """Wakes the asyncio waiters on every published change (and when a lease runs out); ends
-        when nobody waits. Independent of the dispatcher, so a slow callback delays no waiter."""
-        core = self._core
-        while True:
-            with self._lock:
-                if not self._async_waiters:
-                    self._watcher = None
-                    return
-                seen = min(w[2] for w in self._async_waiters)
-            core.wait_changed(seen, _DISPATCH_SLICE)
-            with self._lock:
-                waiters, self._async_waiters = self._async_waiters, []
-            for loop, fut, _ in waiters:
-                try:
-                    loop.call_soon_threadsafe(_resolve, fut)
-                except RuntimeError:
-                    pass  # that loop is closed
 
     def wait_for_leader(self, timeout: Optional[float] = None) -> str:
         """The id of the leader once this node knows one (any node, maybe itself, maybe one whose
@@ -870,14 +467,6 @@ class Node:
     def __repr__(self) -> str:
         return f"Node({self.node_id!r}, address={self.address!r}, role={self._core.role!r}, term={self._core.term})"
 
-
-
-# The hot queries as C-level properties: operator.attrgetter reaches the Rust getter (which makes
-# the fork check too) without a Python frame, about half the cost of a Python property (the
-# leader-query row of BENCHMARKS.md). The definitions above stay for help(), the docs and typing.
-for _name in ("leader", "is_leader", "fencing_token"):
-    setattr(Node, _name, property(operator.attrgetter("_core." + _name), doc=getattr(Node, _name).__doc__))
-del _name
 
 def _check_callback(name: str, cb: Optional[Callable[..., Any]]) -> None:
     """A callback must be callable with one argument (the Event, or the Leadership): checked when

@@ -15,12 +15,12 @@ Fixtures:
 
 Helpers (import them: `from quorate.pytest_plugin import assert_single_leader, ...`):
 
-- `assert_single_leader(cluster)` waits until exactly one node leads and the others agree, and
-  fails at once if it ever sees two nodes leading at the same time.
+- `assert_single_leader(cluster)` waits until one node holds its lease and a majority of the
+  members recognise it (the rule of `quorate.Cluster.leader()`), and fails at once if it ever
+  sees two nodes leading at the same time.
 - `wait_for_new_leader(cluster, old)` waits until a leader other than `old` is agreed.
 - `faults_for(cluster, seconds)` runs faults for a bounded time: `with faults_for(cluster, 2.0):`
-  (the same as `cluster.faults_for(2.0)`; also for one `Node`, and for a `Simulation` in virtual
-  time).
+  (the same as `cluster.faults_for(2.0)`, for any `quorate.Cluster`; also for one `Node`).
 """
 
 from __future__ import annotations
@@ -31,11 +31,14 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import pytest
 
+from . import protocol
 from ._validate import check_timeout
 from .cluster import FaultWindow, LocalCluster
 from .errors import ConfigError
 from .node import Node
-from ._core import Simulation
+from .protocol import leader_of
+from .sim import Simulation
+from .status import Status
 
 __all__ = [
     "ClusterFactory",
@@ -49,12 +52,13 @@ __all__ = [
     "SIM_STEP",
 ]
 
-#: How often the helpers sample the nodes while they wait (seconds of wall time).
+#: How far the helpers let a cluster run between two looks: seconds of its clock (wall time for
+#: nodes and a LocalCluster, virtual time for a Simulation, which they run).
 POLL_INTERVAL = 0.005
-#: How far the helpers run a Simulation between two looks (virtual seconds).
-SIM_STEP = 0.01
+#: Kept for code that imports it; the helpers step a Simulation by `POLL_INTERVAL` too.
+SIM_STEP = POLL_INTERVAL
 
-Target = Union[LocalCluster, Simulation, Mapping[str, Node], Sequence[Node]]
+Target = Union["protocol.Cluster", Mapping[str, Node], Sequence[Node]]
 
 
 # ----- fixtures ------------------------------------------------------------------------------------
@@ -151,11 +155,41 @@ def quorate_simulation() -> Iterator[SimulationFactory]:
 # ----- helpers -------------------------------------------------------------------------------------
 
 
-def _nodes_of(target: Any) -> Dict[str, Node]:
-    if isinstance(target, LocalCluster):
-        return target.nodes
+class _Nodes:
+    """Nodes given as a list or a dict, seen as much of a `quorate.Cluster` as the helpers use."""
+
+    virtual_time = False
+
+    def __init__(self, nodes: Dict[str, Node]) -> None:
+        self.nodes = nodes
+
+    @property
+    def members(self) -> List[str]:
+        return list(self.nodes)
+
+    @property
+    def now(self) -> float:
+        return time.monotonic()
+
+    def status(self, node_id: str) -> Status:
+        return self.nodes[node_id].status()
+
+    def statuses(self) -> Dict[str, Status]:
+        return {i: n.status() for i, n in self.nodes.items()}
+
+    def leader(self) -> Optional[str]:
+        return leader_of((i, n.role != "stopped", n.is_leader, n.leader) for i, n in self.nodes.items())
+
+    def run_for(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+def _as_cluster(target: Any) -> Any:
+    """A `Cluster` as it is; nodes (a list, or a dict by id) as a `_Nodes` view."""
+    if isinstance(target, protocol.Cluster):
+        return target
     if isinstance(target, Mapping):
-        return dict(target)
+        return _Nodes(dict(target))
     if isinstance(target, (str, bytes)):
         raise ConfigError(f"cluster: expected a LocalCluster, a Simulation or nodes, got {target!r}")
     try:
@@ -164,82 +198,39 @@ def _nodes_of(target: Any) -> Dict[str, Node]:
         raise ConfigError(f"cluster: expected a LocalCluster, a Simulation or nodes, got {target!r}") from None
     if not all(isinstance(n, Node) for n in nodes):
         raise ConfigError(f"cluster: expected Node objects, got {nodes!r}")
-    return {n.node_id: n for n in nodes}
+    return _Nodes({n.node_id: n for n in nodes})
 
 
-def _describe(nodes: Dict[str, Node]) -> str:
+def _describe(statuses: Dict[str, Status]) -> str:
     return ", ".join(
-        f"{i}: {n.role} term {n.term} leader {n.leader}{' (lease held)' if n.is_leader else ''}"
-        for i, n in nodes.items()
+        f"{i}: {s.role} term {s.term} leader {s.leader}{' (lease held)' if s.is_leader else ''}"
+        for i, s in statuses.items()
     )
 
 
-def _agreed(target: Any, nodes: Dict[str, Node]) -> Optional[str]:
-    """The one node holding its lease that every running node agrees on (for a LocalCluster:
-    every running node of the majority side), or None. AssertionError if two nodes hold a lease
-    at once: that is never allowed, not even for an instant."""
-    holding = [i for i, n in nodes.items() if n.is_leader]
+def _check_one_lease(cluster: Any) -> None:
+    """AssertionError if two nodes hold a lease at once: that is never allowed, not even for an
+    instant (confirmed with a second read of those nodes, after seeing each other)."""
+    statuses = cluster.statuses()
+    holding = [i for i, s in statuses.items() if s.is_leader]
     if len(holding) > 1:
-        # Confirm with a second read: both still report is_leader after seeing each other.
-        holding = [i for i in holding if nodes[i].is_leader]
+        holding = [i for i in holding if cluster.status(i).is_leader]
         if len(holding) > 1:
-            raise AssertionError(f"two nodes lead at the same time: {holding} ({_describe(nodes)})")
-    if isinstance(target, LocalCluster):
-        return target.leader()
-    running = {i: n for i, n in nodes.items() if n.role != "stopped"}
-    leaders = {n.leader for n in running.values()}
-    if len(holding) == 1 and leaders == set(holding):
-        return holding[0]
-    return None
-
-
-def _sim_leader(sim: Simulation) -> Optional[str]:
-    """The node of `sim` holding its lease that a majority of the members (itself included) name
-    as leader, or None. AssertionError if two nodes hold a lease at the same instant."""
-    statuses = {i: sim.status(i) for i in sim.members}
-    holding = [i for i, s in statuses.items() if s["is_leader"]]
-    if len(holding) > 1:
-        raise AssertionError(f"two nodes lead at the same time at {sim.now:.6f} virtual s: {holding}")
-    if not holding:
-        return None
-    followers = sum(1 for s in statuses.values() if s["up"] and s["leader"] == holding[0])
-    return holding[0] if followers * 2 > len(statuses) else None
-
-
-def _describe_sim(sim: Simulation) -> str:
-    return ", ".join(
-        f"{i}: {s['role']} term {s['term']} leader {s['leader']}{' (lease held)' if s['is_leader'] else ''}"
-        for i, s in ((i, sim.status(i)) for i in sim.members)
-    )
-
-
-def _wait_sim(sim: Simulation, limit: float, accept: Callable[[Optional[str]], bool]) -> Optional[str]:
-    """Runs `sim` in steps of `SIM_STEP` virtual seconds until `accept(leader)`, for at most
-    `limit` virtual seconds; returns the leader accepted, or raises _NotYet."""
-    end = sim.now + limit
-    while True:
-        leader = _sim_leader(sim)
-        if accept(leader):
-            return leader
-        if sim.now >= end:
-            raise _NotYet()
-        sim.run_for(min(SIM_STEP, end - sim.now))
-
-
-class _NotYet(Exception):
-    pass
+            raise AssertionError(
+                f"two nodes lead at the same time at {cluster.now:.6f} s: {holding} ({_describe(statuses)})"
+            )
 
 
 def assert_single_leader(cluster: Target, timeout: float = 10.0) -> str:
-    """Waits until exactly one node leads (holds its lease) and every running node agrees on it
-    (for a LocalCluster: every running node of the majority side), and returns its id.
+    """Waits until one node holds its lease and a majority of the members (itself included)
+    recognise it, the rule of `quorate.Cluster.leader()`, and returns its id.
 
-    ``cluster`` is a `LocalCluster`, nodes (a list, or a dict by id), or a `Simulation` (there:
-    one node holds its lease and a majority of the members name it). ``timeout`` is in seconds:
-    wall time for nodes, virtual time for a Simulation (which it runs, in steps of 10 ms). Raises
-    AssertionError, describing every node, if no single agreed leader came within ``timeout``, or
-    at once if two nodes were ever seen leading at the same instant; ConfigError for a bad
-    argument. ``timeout=0`` checks the present only."""
+    ``cluster`` is a `quorate.Cluster` (a `LocalCluster` or a `Simulation`) or nodes (a list, or
+    a dict by id). ``timeout`` is seconds of the cluster's clock: wall time for nodes and a
+    LocalCluster, virtual time for a Simulation (which it runs). It looks every `POLL_INTERVAL`.
+    Raises AssertionError, describing every node, if no leader came within ``timeout``, or at once
+    if two nodes were ever seen leading at the same instant; ConfigError for a bad argument.
+    ``timeout=0`` checks the present only."""
     return _wait_for_agreed(cluster, timeout, lambda leader: True, "no single agreed leader")
 
 
@@ -248,79 +239,53 @@ def wait_for_new_leader(cluster: Target, old: Optional[str], timeout: float = 10
     returns its id; ``old=None`` accepts any leader. Use it after killing, isolating or pausing
     the leader: ``new = wait_for_new_leader(cluster, old)``.
 
-    ``timeout`` is seconds of wall time (virtual time for a Simulation, which it runs). Raises
-    AssertionError naming every node's state if none came in time, or if two nodes were ever seen
-    leading at once; ConfigError for a bad argument."""
+    ``timeout`` is seconds of the cluster's clock (virtual time for a Simulation, which it runs).
+    Raises AssertionError naming every node's state if none came in time, or if two nodes were
+    ever seen leading at once; ConfigError for a bad argument."""
     return _wait_for_agreed(cluster, timeout, lambda leader: leader != old, f"no leader other than {old!r}")
 
 
-def _wait_for_agreed(cluster: Target, timeout: float, accept: Callable[[str], bool], what: str) -> str:
-    """The one wait behind `assert_single_leader` and `wait_for_new_leader`: an agreed leader that
-    `accept` takes, within `timeout` (virtual seconds for a Simulation, which it runs)."""
+def _wait_for_agreed(target: Target, timeout: float, accept: Callable[[str], bool], what: str) -> str:
+    """The one wait behind `assert_single_leader` and `wait_for_new_leader`: a leader that
+    `accept` takes, within `timeout` seconds of the cluster's clock, letting the cluster run
+    `POLL_INTERVAL` between two looks."""
     limit = check_timeout("timeout", timeout)
     assert limit is not None
-    if isinstance(cluster, Simulation):
-        try:
-            leader = _wait_sim(cluster, limit, lambda leader: leader is not None and accept(leader))
-        except _NotYet:
-            raise AssertionError(
-                f"{what} within {limit} virtual s (at {cluster.now:.3f} s): {_describe_sim(cluster)}"
-            ) from None
-        assert leader is not None
-        return leader
-    nodes = _nodes_of(cluster)
-    deadline = time.monotonic() + limit
+    cluster = _as_cluster(target)
+    end = cluster.now + limit
     while True:
-        leader = _agreed(cluster, nodes)
+        _check_one_lease(cluster)
+        leader: Optional[str] = cluster.leader()
         if leader is not None and accept(leader):
             return leader
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what} within {limit} s: {_describe(nodes)}")
-        time.sleep(POLL_INTERVAL)
+        now = cluster.now
+        if now >= end:
+            clock = f"virtual s (at {now:.3f} s)" if cluster.virtual_time else "s"
+            raise AssertionError(f"{what} within {limit} {clock}: {_describe(cluster.statuses())}")
+        cluster.run_for(min(POLL_INTERVAL, end - now))
 
 
-@contextlib.contextmanager
-def _simulated_window(sim: Simulation, seconds: float) -> Iterator[None]:
-    up_at_entry = [i for i in sim.members if sim.status(i)["up"]]
-    end = sim.now + seconds
-    try:
-        yield
-        if sim.now < end:
-            sim.run_for(end - sim.now)
-    finally:
-        sim.heal()
-        for i in sim.members:
-            st = sim.status(i)
-            if st["paused"]:
-                sim.resume(i)
-            if not st["up"] and i in up_at_entry:
-                sim.restart(i)
-
-
-def faults_for(
-    target: Union[LocalCluster, Node, Simulation], seconds: float
-) -> "contextlib.AbstractContextManager[Any]":
+def faults_for(target: Union["protocol.Cluster", Node], seconds: float) -> "contextlib.AbstractContextManager[Any]":
     """A block whose faults last `seconds` and are then healed:
 
     ```python
     with faults_for(cluster, 2.0):
-        cluster.partition([old], [i for i in cluster.nodes if i != old])
+        cluster.partition([old], [i for i in cluster.members if i != old])
         new = wait_for_new_leader(cluster, old)      # the majority elects meanwhile
     # here the partition is healed (after 2 s in all, however fast the body was)
     ```
 
-    For a `LocalCluster` or a `Node` it is `FaultWindow` (``cluster.faults_for(seconds)``):
-    ``seconds`` of wall time from entering; leaving early waits out the rest, a longer body sees
-    the faults healed at the deadline, a body that raises heals at once. Healing clears every
-    fault, resumes paused nodes and restarts nodes that ran on entry and were killed in the block.
-
-    For a `Simulation`, ``seconds`` is virtual time: leaving the block runs the simulation to the
-    end of the window, then heals partitions, resumes paused nodes and restarts crashed ones.
-    Raises ConfigError for a bad ``seconds`` or target."""
+    For a `quorate.Cluster` it is the cluster's own `faults_for(seconds)`: on a `LocalCluster`
+    `FaultWindow`, ``seconds`` of wall time from entering (leaving early waits out the rest, a
+    longer body sees the faults healed at the deadline, a body that raises heals at once; healing
+    clears every fault, resumes paused nodes and restarts nodes that ran on entry and were killed
+    in the block); on a `Simulation`, ``seconds`` of virtual time (leaving the block runs the
+    simulation to the end of the window, then heals partitions, resumes paused nodes and restarts
+    crashed ones). For one `Node`, a `FaultWindow` of that node. Raises ConfigError for a bad
+    ``seconds`` or target."""
     limit = check_timeout("seconds", seconds)
     if limit is None:
         raise ConfigError("seconds: a fault window needs a number of seconds, got None")
-    if isinstance(target, Simulation):
-        return _simulated_window(target, limit)
+    if isinstance(target, protocol.Cluster):
+        return target.faults_for(limit)
     return FaultWindow(target, limit)
-

@@ -1,4 +1,5 @@
-//! Python <-> engine conversions, and the mapping of engine errors onto the exceptions of API.md.
+//! Python <-> engine conversions, and the mapping of engine errors onto the exceptions of `quorate.errors`
+//! (docs/reference/errors.md).
 //!
 //! Every user-facing argument that is a number of seconds, a rate or a seed goes through one of
 //! the `*_arg` helpers below: a bad value is a `ConfigError` naming the argument and the value's
@@ -211,8 +212,9 @@ pub fn optional_seed_arg(obj: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
     seed_arg(Some(obj))
 }
 
-/// The timing options shared by Core, Simulation and Node, validated as API.md lists. Every
-/// message names the argument and the value (NaN and infinities included).
+/// The timing options shared by Core, Simulation and Node, validated as the `Node` docstring
+/// (docs/reference/node.md) lists. Every message names the argument and the value (NaN and
+/// infinities included).
 pub fn timing(
     algorithm: &str,
     election_timeout: (f64, f64),
@@ -429,7 +431,8 @@ pub fn outputs_to_py<'py>(py: Python<'py>, outputs: Vec<Output>) -> PyResult<Bou
     Ok(list)
 }
 
-/// `members` as API.md allows it: a count (named n1..nN) or a sequence of ids.
+/// `members` as the `Simulation` and `LocalCluster` docstrings (docs/reference/) allow it: a count (named n1..nN) or a
+/// sequence of ids.
 pub fn members_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Vec<NodeId>> {
     if obj.is_instance_of::<PyBool>() {
         let shown = py_repr(obj);

@@ -25,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(logbridge::_log_records_dropped, m)?)?;
     m.add_function(wrap_pyfunction!(_write_unraisable, m)?)?;
     m.add_function(wrap_pyfunction!(_group_partition, m)?)?;
+    m.add_function(wrap_pyfunction!(_recognised_leader, m)?)?;
     m.add("DEFAULT_TIMING", default_timing(m.py())?)?;
     m.add("REJECTION_REASONS", crate::runtime::wire::REJECTION_REASONS.to_vec())?;
     m.add("VOTE_ANSWERS", crate::engine::VoteAnswer::ALL.map(|a| a.name()).to_vec())?;
@@ -50,6 +51,22 @@ fn _group_partition(
     let parsed = convert::partition_groups(&groups)?;
     let cuts = crate::faults::group_partition(&members, &parsed).map_err(convert::config_error)?;
     Ok(cuts.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect())
+}
+
+/// `sim::recognised_leader` for a group the Python layer reads itself (LocalCluster): `members`
+/// holds one `(node_id, up, holds_lease, leader)` per member.
+#[pyfunction]
+fn _recognised_leader(members: Vec<(String, bool, bool, Option<String>)>) -> Option<String> {
+    let views: Vec<sim::MemberView<'_>> = members
+        .iter()
+        .map(|(id, up, holds_lease, leader)| sim::MemberView {
+            id,
+            up: *up,
+            holds_lease: *holds_lease,
+            leader: leader.as_deref(),
+        })
+        .collect();
+    sim::recognised_leader(&views).map(str::to_string)
 }
 
 /// The one place the timing defaults live (`Timing::default()`), for the Python layer's signatures.

@@ -1,9 +1,12 @@
-//! `quorate.Simulation` and `failover_trials`: the deterministic simulator from Python.
+//! The deterministic simulator from Python: `quorate._core._Simulation`, the base of the Python
+//! class `quorate.Simulation` (python/quorate/sim.py, which adds the `quorate.Cluster` interface
+//! and the presentation: the progress bar, `repr` and the notebook table), `failover_trials`, and
+//! `recognised_leader`, the one rule for "the leader" of a group.
 
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyDict, PyTuple};
 
 use super::convert::{
     config_err, config_error, election_timeout_arg, heartbeat_interval_arg, max_clock_drift_arg, members_from_py,
@@ -31,88 +34,35 @@ fn span_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<std::time::Duration>
     secs(name, seconds_arg(name, obj)?)
 }
 
-/// Wall time between two checks for Ctrl-C (and progress updates) during a long run: the issue
-/// asks for at least every 100 ms.
-const SIGNAL_CHECK: Duration = Duration::from_millis(50);
-/// A run that has taken this much wall time shows a tqdm progress bar, if tqdm is installed.
-const PROGRESS_AFTER: Duration = Duration::from_secs(2);
 /// Simulated items handled between two looks at the wall clock (a look costs ~25 ns).
 const ITEMS_PER_CLOCK_LOOK: u32 = 256;
 
-/// Python's `repr` of a str (quotes and escapes as Python writes them, never Rust's `Some(..)`).
-fn py_str_repr(py: Python<'_>, s: &str) -> String {
-    PyString::new(py, s).repr().map(|r| r.to_string()).unwrap_or_else(|_| format!("'{s}'"))
+/// One member as the leader rule sees it.
+pub struct MemberView<'a> {
+    pub id: &'a str,
+    /// Running (not crashed or stopped); a paused node is up.
+    pub up: bool,
+    /// Leads and holds its lease now.
+    pub holds_lease: bool,
+    /// The leader it follows or is.
+    pub leader: Option<&'a str>,
 }
 
-fn py_opt_repr(py: Python<'_>, s: Option<&str>) -> String {
-    s.map_or_else(|| "None".to_string(), |s| py_str_repr(py, s))
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#x27;")
-}
-
-/// A tqdm progress bar over virtual seconds, shown once a run has taken `PROGRESS_AFTER` of wall
-/// time, when `tqdm` can be imported (`tqdm.auto`, so a notebook gets its widget); never an error.
-struct Progress {
-    bar: Option<Py<PyAny>>,
-    tried: bool,
-    shown: f64,
-}
-
-impl Progress {
-    fn new() -> Self {
-        Progress { bar: None, tried: false, shown: 0.0 }
-    }
-
-    /// Shows `done` of `total` virtual seconds. A failing tqdm never fails the run, but an
-    /// exception that is not an `Exception` (KeyboardInterrupt from a Ctrl-C that Python handled
-    /// while running tqdm's code, SystemExit) is passed on, never swallowed.
-    fn update(&mut self, py: Python<'_>, started: Instant, done: f64, total: f64, what: &str) -> PyResult<()> {
-        if self.bar.is_none() && !self.tried && started.elapsed() >= PROGRESS_AFTER {
-            self.tried = true;
-            let made = (|| -> PyResult<Py<PyAny>> {
-                let tqdm = py.import("tqdm.auto")?.getattr("tqdm")?;
-                let kwargs = PyDict::new(py);
-                kwargs.set_item("total", total)?;
-                kwargs.set_item("unit", "s")?;
-                kwargs.set_item("desc", what)?;
-                kwargs.set_item("leave", false)?;
-                Ok(tqdm.call((), Some(&kwargs))?.unbind())
-            })();
-            match made {
-                Ok(bar) => self.bar = Some(bar),
-                Err(e) => pass_on_interrupts(py, e)?,
-            }
-        }
-        if let Some(bar) = &self.bar {
-            let delta = done - self.shown;
-            if delta > 0.0 {
-                match bar.call_method1(py, "update", (delta,)) {
-                    Ok(_) => self.shown = done,
-                    Err(e) => pass_on_interrupts(py, e)?,
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
-        match self.bar.take() {
-            Some(bar) => bar.call_method0(py, "close").map(drop).or_else(|e| pass_on_interrupts(py, e)),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Ignores an ordinary exception (from an optional helper such as tqdm) but returns a
-/// KeyboardInterrupt, SystemExit or other non-`Exception` as the error it is.
-fn pass_on_interrupts(py: Python<'_>, e: PyErr) -> PyResult<()> {
-    if e.is_instance_of::<pyo3::exceptions::PyException>(py) {
-        Ok(())
-    } else {
-        Err(e)
-    }
+/// The one rule for "the leader" of a group, used by `Simulation.leader()`, by
+/// `run_until_leader`/`wait_for_leader`, and (through `_recognised_leader`) by
+/// `LocalCluster.leader()`, the pytest plugin and the demo: the member that holds its lease and
+/// that a majority of ALL members (itself included) recognise as leader, counting only members
+/// that are up; None if there is no such member. A majority of the whole membership, as etcd and
+/// Kubernetes count it: a leader on the majority side of a partition is the leader even while the
+/// minority names another or none, and a member that is down does not lower the bar. Two
+/// majorities share a member, which names one leader, so at most one member qualifies.
+pub fn recognised_leader<'a>(members: &[MemberView<'a>]) -> Option<&'a str> {
+    let needed = members.len() / 2 + 1;
+    members
+        .iter()
+        .filter(|m| m.up && m.holds_lease)
+        .map(|m| m.id)
+        .find(|&holder| members.iter().filter(|m| m.up && m.leader == Some(holder)).count() >= needed)
 }
 
 /// The same election engine in virtual time: deterministic for a given seed and sequence of calls.
@@ -122,56 +72,23 @@ fn pass_on_interrupts(py: Python<'_>, e: PyErr) -> PyResult<()> {
 /// one-way message delay, `drop_rate` and `duplicate_rate` probabilities in [0, 1]; `algorithm` is
 /// "raft", "bully" or "ring"; `priorities` maps member ids to their bully/ring priority (others:
 /// 0); the other options are those of `quorate.Node`. Under bully and ring the safety check allows
-/// two coordinators at once (a partition), but never a shared or lowered fencing token. Raises ConfigError (a ValueError) for a bad argument,
-/// naming it. Long runs (`run_for`, `run_until_leader`) can be interrupted with Ctrl-C and show a
-/// tqdm progress bar after 2 s of wall time when tqdm is installed.
-#[pyclass(name = "Simulation", module = "quorate")]
+/// two coordinators at once (a partition), but never a shared or lowered fencing token. Raises
+/// ConfigError (a ValueError) for a bad argument, naming it. This is the base of
+/// `quorate.Simulation`, which adds the `quorate.Cluster` interface and the presentation.
+#[pyclass(subclass, name = "_Simulation", module = "quorate._core")]
 pub struct PySimulation {
     sim: Simulation,
 }
 
 impl PySimulation {
-    /// Runs to the virtual instant `until` (nanoseconds), or until a leader is agreed when
-    /// `until_leader`, in slices of at most `SIGNAL_CHECK` of wall time: between slices it checks
-    /// for Ctrl-C (KeyboardInterrupt, leaving the simulation at the instant reached) and updates the
-    /// progress bar. Slicing does not change the result: items are handled in the same order.
-    fn run_sliced(&mut self, py: Python<'_>, until: u64, until_leader: bool, what: &str) -> PyResult<()> {
-        let started = Instant::now();
-        let from = self.sim.now().as_secs_f64();
-        let total = (until as f64 / 1e9 - from).max(0.0);
-        let mut progress = Progress::new();
-        let result = loop {
-            let slice_end = Instant::now() + SIGNAL_CHECK;
-            let sim = &mut self.sim;
-            let stopped_early = py.detach(|| {
-                let mut items = 0u32;
-                sim.run_until(until, |s| {
-                    if until_leader && s.leader().is_some() {
-                        return true;
-                    }
-                    items = items.wrapping_add(1);
-                    items.is_multiple_of(ITEMS_PER_CLOCK_LOOK) && Instant::now() >= slice_end
-                })
-            });
-            if !stopped_early || (until_leader && self.sim.leader().is_some()) {
-                break Ok(());
-            }
-            if let Err(e) = progress
-                .update(py, started, self.sim.now().as_secs_f64() - from, total, what)
-                .and_then(|()| py.check_signals())
-            {
-                break Err(e);
-            }
-        };
-        // Show where the run ended, then close the bar; the run's own error comes first.
-        let shown = progress.update(py, started, self.sim.now().as_secs_f64() - from, total, what);
-        let closed = progress.close(py);
-        result.and(shown).and(closed)
-    }
-
-    fn until(&self, span: Duration) -> u64 {
-        let now = u64::try_from(self.sim.now().as_nanos()).unwrap_or(u64::MAX);
-        now.saturating_add(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX))
+    /// The leader by `recognised_leader`, now.
+    fn agreed_leader(sim: &Simulation) -> Option<String> {
+        let statuses: Vec<_> = sim.members().iter().filter_map(|id| sim.status(id).ok()).collect();
+        let views: Vec<MemberView<'_>> = statuses
+            .iter()
+            .map(|s| MemberView { id: &s.node_id, up: s.up, holds_lease: s.is_leader, leader: s.leader.as_deref() })
+            .collect();
+        recognised_leader(&views).map(str::to_string)
     }
 }
 
@@ -227,41 +144,53 @@ impl PySimulation {
         self.sim.members().to_vec()
     }
 
-    /// Advances virtual time by `seconds`, handling every timer and message due meanwhile; returns
-    /// None. The GIL is released while it runs; Ctrl-C interrupts it within 100 ms of wall time
-    /// (KeyboardInterrupt; the simulation stays usable, at the instant reached). A run that takes
-    /// over 2 s of wall time shows a tqdm progress bar if tqdm is installed. ConfigError for a
-    /// negative, non-finite or non-numeric `seconds`.
-    #[pyo3(text_signature = "($self, seconds)")]
-    fn run_for(&mut self, py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
-        let span = span_arg("seconds", seconds)?;
-        let until = self.until(span);
-        self.run_sliced(py, until, false, "Simulation.run_for")
-    }
-
-    /// Runs until a leader is agreed by every live node and holds its lease, for at most `timeout`
-    /// virtual seconds; returns its id, or None if there was none by then (returns at once if
-    /// there already is one). Interruptible with Ctrl-C like `run_for`. ConfigError for a bad
-    /// `timeout`.
-    #[pyo3(text_signature = "($self, timeout)")]
-    fn run_until_leader(&mut self, py: Python<'_>, timeout: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
-        let span = span_arg("timeout", timeout)?;
-        if let Some(l) = self.sim.leader() {
-            return Ok(Some(l.clone()));
+    /// The virtual instant `seconds` from now, in nanoseconds (for `_run_slice`). With
+    /// `none_is_no_limit`, None is the far end of virtual time (about 292 years). ConfigError naming
+    /// `name` for a negative, non-finite or non-numeric value (None included, unless allowed).
+    #[pyo3(signature = (name, seconds, none_is_no_limit = false))]
+    fn _deadline(&self, name: &str, seconds: &Bound<'_, PyAny>, none_is_no_limit: bool) -> PyResult<u64> {
+        let now = u64::try_from(self.sim.now().as_nanos()).unwrap_or(u64::MAX);
+        if none_is_no_limit && seconds.is_none() {
+            return Ok((u64::MAX / 2).max(now));
         }
-        let until = self.until(span);
-        self.run_sliced(py, until, true, "Simulation.run_until_leader")?;
-        Ok(self.sim.leader().cloned())
+        let span = u64::try_from(span_arg(name, seconds)?.as_nanos()).unwrap_or(u64::MAX);
+        Ok(now.saturating_add(span))
     }
 
-    /// The id of the leader every live node agrees on and that holds its lease now, or None.
+    /// Runs towards the virtual instant `until` (nanoseconds, from `_deadline`) for at most
+    /// `budget` seconds of wall time, with the GIL released; with `until_leader`, stops as soon
+    /// as `leader()` names one. Returns True when done (`until` reached, or the leader found),
+    /// False when the budget ran out first: the caller checks for Ctrl-C and shows progress
+    /// between slices. Slicing does not change the result: items are handled in the same order.
+    fn _run_slice(&mut self, py: Python<'_>, until: u64, until_leader: bool, budget: f64) -> PyResult<bool> {
+        if until_leader && Self::agreed_leader(&self.sim).is_some() {
+            return Ok(true);
+        }
+        let slice_end = Instant::now() + secs("budget", budget)?;
+        let sim = &mut self.sim;
+        let stopped_early = py.detach(|| {
+            let mut items = 0u32;
+            sim.run_until(until, |s| {
+                if until_leader && Self::agreed_leader(s).is_some() {
+                    return true;
+                }
+                items = items.wrapping_add(1);
+                items.is_multiple_of(ITEMS_PER_CLOCK_LOOK) && Instant::now() >= slice_end
+            })
+        });
+        Ok(!stopped_early || (until_leader && Self::agreed_leader(&self.sim).is_some()))
+    }
+
+    /// The member that holds its lease and that a majority of all members (itself included)
+    /// recognise as leader, counting only members that are up; None if there is none. The rule of
+    /// `quorate.Cluster.leader()`, the same for a `LocalCluster`.
     fn leader(&self) -> Option<String> {
-        self.sim.leader().cloned()
+        Self::agreed_leader(&self.sim)
     }
 
     /// Crashes node `id` now: it loses its volatile state and its messages in flight are lost;
     /// its term and vote are kept for `restart`. ConfigError for an unknown id.
-    fn crash(&mut self, id: &str) -> PyResult<()> {
+    fn kill(&mut self, id: &str) -> PyResult<()> {
         self.sim.crash(id).map_err(config_error)
     }
 
@@ -331,11 +260,16 @@ impl PySimulation {
         self.sim.heal();
     }
 
-    /// Freezes node `id` for `seconds` of virtual time (no timers, no message handling; messages
-    /// queue and are handled when it resumes), as SIGSTOP would. ConfigError for an unknown id or a
-    /// bad `seconds`.
-    fn pause(&mut self, id: &str, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
-        let span = span_arg("seconds", seconds)?;
+    /// Freezes node `id` for `seconds` of virtual time, or until `resume(id)` if None (no timers,
+    /// no message handling; messages queue and are handled when it resumes), as SIGSTOP would.
+    /// ConfigError for an unknown id, a node that is down, or a bad `seconds`.
+    #[pyo3(signature = (id, seconds = None))]
+    fn pause(&mut self, id: &str, seconds: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let span = match seconds {
+            Some(s) => span_arg("seconds", s)?,
+            // Until resume(): a wake-up past any run (the far end of virtual time is u64::MAX / 2).
+            None => Duration::from_nanos(u64::MAX / 4),
+        };
         self.sim.pause(id, span).map_err(config_error)
     }
 
@@ -366,10 +300,11 @@ impl PySimulation {
         self.sim.set_duplicate_rate(rate).map_err(config_error)
     }
 
-    /// Node `id` now, as a dict: `node_id`, `role` ("stopped" while crashed), `term`,
-    /// `voted_for`, `leader`, `is_leader`, `fencing_token`, `lease_remaining` (virtual seconds or
-    /// None), `up`, `paused`, `clock_rate`. ConfigError for an unknown id.
-    fn status<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyDict>> {
+    /// Node `id` now, as a dict (`quorate.Simulation.status` makes it a `quorate.Status`):
+    /// `node_id`, `role` ("stopped" while crashed), `term`, `voted_for`, `leader`, `is_leader`,
+    /// `fencing_token`, `lease_remaining` (virtual seconds or None), `up`, `paused`, `clock_rate`.
+    /// ConfigError for an unknown id.
+    fn _status<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyDict>> {
         let s = self.sim.status(id).map_err(config_error)?;
         let d = PyDict::new(py);
         d.set_item("node_id", s.node_id)?;
@@ -416,55 +351,6 @@ impl PySimulation {
     /// AssertionError) naming the first violation otherwise.
     fn check(&self) -> PyResult<()> {
         self.sim.check().map_err(|v| SafetyViolation::new_err(v.to_string()))
-    }
-
-    /// `Simulation(members=['n1', ...], now=1.234, leader='n3')`: virtual seconds, and the agreed
-    /// leader or None, in Python's own notation.
-    fn __repr__(&self, py: Python<'_>) -> String {
-        let members: Vec<String> = self.sim.members().iter().map(|m| py_str_repr(py, m)).collect();
-        format!(
-            "Simulation(members=[{}], now={:.3}, leader={})",
-            members.join(", "),
-            self.sim.now().as_secs_f64(),
-            py_opt_repr(py, self.sim.leader().map(String::as_str))
-        )
-    }
-
-    /// A small HTML table for notebooks: each node's role, term, leader, lease and faults (down,
-    /// paused, clock rate), under a caption with the virtual time and the agreed leader.
-    fn _repr_html_(&self) -> String {
-        let mut rows = String::new();
-        for id in self.sim.members() {
-            let Ok(s) = self.sim.status(id) else { continue };
-            let mut faults = Vec::new();
-            if !s.up {
-                faults.push("crashed".to_string());
-            }
-            if s.paused {
-                faults.push("paused".to_string());
-            }
-            if s.clock_rate != 1.0 {
-                faults.push(format!("clock x{}", s.clock_rate));
-            }
-            let lease = s.lease_remaining.map_or(String::new(), |l| format!("{:.3}", l.as_secs_f64()));
-            let style = if s.is_leader { " style=\"font-weight:bold\"" } else { "" };
-            rows.push_str(&format!(
-                "<tr{style}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                html_escape(&s.node_id),
-                s.role.map_or("stopped", |r| r.name()),
-                s.term,
-                html_escape(s.leader.as_deref().unwrap_or("")),
-                lease,
-                html_escape(&faults.join(", ")),
-            ));
-        }
-        format!(
-            "<table><caption>Simulation at {:.3} s (virtual), leader: {}</caption><thead><tr><th>node</th>\
-             <th>role</th><th>term</th><th>leader</th><th>lease left (s)</th><th>faults</th></tr></thead>\
-             <tbody>{rows}</tbody></table>",
-            self.sim.now().as_secs_f64(),
-            html_escape(self.sim.leader().map_or("None", String::as_str)),
-        )
     }
 }
 

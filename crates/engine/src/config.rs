@@ -6,7 +6,7 @@ use std::time::Duration;
 
 pub type NodeId = String;
 
-/// Node ids travel in every frame and name metrics; API.md caps them.
+/// Node ids travel in every frame and name metrics; the `Node` docstring (docs/reference/node.md) caps them.
 pub const MAX_NODE_ID_BYTES: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! The safety checker: watches every engine call of a simulation and records the first violation of
-//! the guarantees in API.md. It judges from outside the engines, in virtual time.
+//! the guarantees in docs/concepts.md ("The guarantees, one by one"). It judges from outside the
+//! engines, in virtual time.
 
 use std::collections::BTreeMap;
 use std::fmt;

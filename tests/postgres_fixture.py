@@ -159,10 +159,10 @@ def _wait_accepting(server: PostgresServer) -> None:
             with psycopg.connect(server.url(), connect_timeout=10) as conn:
                 conn.execute("SELECT 1")
             return
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as e:
             if time.monotonic() > deadline:
                 with open(server.log) as f:
-                    raise RuntimeError(f"PostgreSQL did not accept connections within {_STARTUP} s:\n{f.read()}")
+                    raise RuntimeError(f"PostgreSQL did not accept connections within {_STARTUP} s:\n{f.read()}") from e
             time.sleep(0.2)
 
 

@@ -21,7 +21,7 @@ fn messages_to_elect(algorithm: Algorithm, n: usize) -> u64 {
     let mut counts: Vec<u64> = (0..SEEDS)
         .map(|seed| {
             let mut sim = Simulation::new(config(algorithm, n, seed)).expect("valid config");
-            sim.run_until_leader(Duration::from_secs(10)).expect("a first leader");
+            sim.run_until_known_to_all(Duration::from_secs(10)).expect("a first leader");
             sim.stats().messages_sent
         })
         .collect();

@@ -53,20 +53,20 @@ fn _group_partition(
     Ok(cuts.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect())
 }
 
-/// `sim::recognised_leader` for a group the Python layer reads itself (LocalCluster): `members`
+/// `quorate_sim::leader::recognised_leader` for a group the Python layer reads itself (LocalCluster): `members`
 /// holds one `(node_id, up, holds_lease, leader)` per member.
 #[pyfunction]
 fn _recognised_leader(members: Vec<(String, bool, bool, Option<String>)>) -> Option<String> {
-    let views: Vec<sim::MemberView<'_>> = members
+    let views: Vec<quorate_sim::leader::MemberView<'_>> = members
         .iter()
-        .map(|(id, up, holds_lease, leader)| sim::MemberView {
+        .map(|(id, up, holds_lease, leader)| quorate_sim::leader::MemberView {
             id,
             up: *up,
             holds_lease: *holds_lease,
             leader: leader.as_deref(),
         })
         .collect();
-    sim::recognised_leader(&views).map(str::to_string)
+    quorate_sim::leader::recognised_leader(&views).map(str::to_string)
 }
 
 /// The one place the timing defaults live (`Timing::default()`), for the Python layer's signatures.

@@ -1,7 +1,7 @@
 //! The deterministic simulator from Python: `quorate._core._Simulation`, the base of the Python
 //! class `quorate.Simulation` (python/quorate/sim.py, which adds the `quorate.Cluster` interface
-//! and the presentation: the progress bar, `repr` and the notebook table), `failover_trials`, and
-//! `recognised_leader`, the one rule for "the leader" of a group.
+//! and the presentation: the progress bar, `repr` and the notebook table), and `failover_trials`.
+//! "The leader" is the sim crate's one rule (`quorate_sim::leader`).
 
 use std::time::{Duration, Instant};
 
@@ -37,34 +37,6 @@ fn span_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<std::time::Duration>
 /// Simulated items handled between two looks at the wall clock (a look costs ~25 ns).
 const ITEMS_PER_CLOCK_LOOK: u32 = 256;
 
-/// One member as the leader rule sees it.
-pub struct MemberView<'a> {
-    pub id: &'a str,
-    /// Running (not crashed or stopped); a paused node is up.
-    pub up: bool,
-    /// Leads and holds its lease now.
-    pub holds_lease: bool,
-    /// The leader it follows or is.
-    pub leader: Option<&'a str>,
-}
-
-/// The one rule for "the leader" of a group, used by `Simulation.leader()`, by
-/// `run_until_leader`/`wait_for_leader`, and (through `_recognised_leader`) by
-/// `LocalCluster.leader()`, the pytest plugin and the demo: the member that holds its lease and
-/// that a majority of ALL members (itself included) recognise as leader, counting only members
-/// that are up; None if there is no such member. A majority of the whole membership, as etcd and
-/// Kubernetes count it: a leader on the majority side of a partition is the leader even while the
-/// minority names another or none, and a member that is down does not lower the bar. Two
-/// majorities share a member, which names one leader, so at most one member qualifies.
-pub fn recognised_leader<'a>(members: &[MemberView<'a>]) -> Option<&'a str> {
-    let needed = members.len() / 2 + 1;
-    members
-        .iter()
-        .filter(|m| m.up && m.holds_lease)
-        .map(|m| m.id)
-        .find(|&holder| members.iter().filter(|m| m.up && m.leader == Some(holder)).count() >= needed)
-}
-
 /// The same election engine in virtual time: deterministic for a given seed and sequence of calls.
 ///
 /// `members` is a count (nodes n1..nN, default 5) or a sequence of ids. Times are seconds of
@@ -81,14 +53,9 @@ pub struct PySimulation {
 }
 
 impl PySimulation {
-    /// The leader by `recognised_leader`, now.
+    /// The leader by the one rule (`quorate_sim::leader::recognised_leader`), now.
     fn agreed_leader(sim: &Simulation) -> Option<String> {
-        let statuses: Vec<_> = sim.members().iter().filter_map(|id| sim.status(id).ok()).collect();
-        let views: Vec<MemberView<'_>> = statuses
-            .iter()
-            .map(|s| MemberView { id: &s.node_id, up: s.up, holds_lease: s.is_leader, leader: s.leader.as_deref() })
-            .collect();
-        recognised_leader(&views).map(str::to_string)
+        sim.recognised_leader().cloned()
     }
 }
 

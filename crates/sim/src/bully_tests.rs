@@ -13,22 +13,26 @@ fn the_top_priority_coordinates_whatever_its_id() {
     sc.algorithm = Algorithm::Bully;
     sc.priorities.insert("n2".into(), 9);
     let mut sim = Simulation::new(sc).unwrap();
-    assert_eq!(sim.run_until_leader(Duration::from_secs(5)).as_deref(), Some("n2"));
+    assert_eq!(sim.run_until_known_to_all(Duration::from_secs(5)).as_deref(), Some("n2"));
 }
 
 #[test]
 fn the_highest_live_rank_coordinates_after_a_crash_and_takes_over_when_it_recovers() {
     let mut sim = numbered_sim(Algorithm::Bully, 5, 11);
-    assert_eq!(sim.run_until_leader(Duration::from_secs(5)).as_deref(), Some("n5"));
+    assert_eq!(sim.run_until_known_to_all(Duration::from_secs(5)).as_deref(), Some("n5"));
     sim.run_for(ms(100));
     let first = sim.status("n5").unwrap().fencing_token.unwrap();
     sim.crash("n5").unwrap();
-    assert_eq!(sim.run_until_leader(Duration::from_secs(5)).as_deref(), Some("n4"));
+    assert_eq!(sim.run_until_known_to_all(Duration::from_secs(5)).as_deref(), Some("n4"));
     sim.run_for(ms(100));
     let second = sim.status("n4").unwrap().fencing_token.unwrap();
     sim.restart("n5").unwrap();
     sim.run_for(ms(300));
-    assert_eq!(sim.leader().map(String::as_str), Some("n5"), "preemption: the recovered top rank takes over");
+    assert_eq!(
+        sim.leader_known_to_all().map(String::as_str),
+        Some("n5"),
+        "preemption: the recovered top rank takes over"
+    );
     let third = sim.status("n5").unwrap().fencing_token.unwrap();
     assert!(first < second && second < third, "{first} < {second} < {third}");
     sim.check().unwrap();
@@ -40,7 +44,7 @@ fn the_highest_live_rank_coordinates_after_a_crash_and_takes_over_when_it_recove
 #[test]
 fn a_partition_gives_two_coordinators_at_once_and_fencing_tokens_order_them() {
     let mut sim = numbered_sim(Algorithm::Bully, 5, 2);
-    assert_eq!(sim.run_until_leader(Duration::from_secs(5)).as_deref(), Some("n5"));
+    assert_eq!(sim.run_until_known_to_all(Duration::from_secs(5)).as_deref(), Some("n5"));
     sim.run_for(ms(100));
     let stale = sim.status("n5").unwrap().fencing_token.unwrap();
     sim.partition(&[vec!["n1".into(), "n2".into()], vec!["n3".into(), "n4".into(), "n5".into()]]).unwrap();
@@ -65,7 +69,7 @@ fn a_partition_gives_two_coordinators_at_once_and_fencing_tokens_order_them() {
 
     sim.heal();
     sim.run_for(Duration::from_secs(1));
-    assert_eq!(sim.leader().map(String::as_str), Some("n5"), "healed: the top rank, agreed by all");
+    assert_eq!(sim.leader_known_to_all().map(String::as_str), Some("n5"), "healed: the top rank, agreed by all");
     let last = sim.status("n5").unwrap().fencing_token.unwrap();
     assert!(last > fresh, "its new token exceeds both: {last} > {fresh}");
     assert!(!sim.status("n2").unwrap().is_leader);

@@ -30,7 +30,7 @@ pub fn failover_trials(trials: usize, base: &SimConfig) -> Result<Vec<f64>, Conf
         let seed = mix(base.seed, trial as u64);
         let mut sim = Simulation::new(SimConfig { seed, ..base.clone() })?;
         let mut rng = Pcg64Mcg::seed_from_u64(mix(seed, 0xfa11));
-        let Some(leader) = sim.run_until_leader(patience) else {
+        let Some(leader) = sim.run_until_known_to_all(patience) else {
             out.push(f64::INFINITY);
             continue;
         };
@@ -39,10 +39,10 @@ pub fn failover_trials(trials: usize, base: &SimConfig) -> Result<Vec<f64>, Conf
         let beat = sim.next_wake(&leader)?.map_or(sim.now(), |t| t.max(sim.now()));
         sim.run_until(beat.as_nanos() as u64, |_| false);
         sim.run_for(Duration::from_nanos(rng.random_range(0..heartbeat)));
-        let victim = sim.leader().cloned().unwrap_or(leader);
+        let victim = sim.leader_known_to_all().cloned().unwrap_or(leader);
         sim.crash(&victim)?;
         let crashed_at = sim.now();
-        out.push(match sim.run_until_leader(patience) {
+        out.push(match sim.run_until_known_to_all(patience) {
             Some(_) => (sim.now() - crashed_at).as_secs_f64(),
             None => f64::INFINITY,
         });

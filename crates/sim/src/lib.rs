@@ -8,6 +8,7 @@ pub mod checker;
 mod config;
 mod control;
 pub mod failover;
+pub mod leader;
 #[cfg(test)]
 mod ring_tests;
 pub mod schedule;
@@ -170,9 +171,32 @@ impl Simulation {
         self.checker.violation().map_or(Ok(()), |v| Err(v.clone()))
     }
 
-    /// The leader every live node agrees on, if there is one and it leads with its lease held
-    /// (its `elected` has happened): the moment it may act, as `LocalCluster.leader()` means it.
-    pub fn leader(&self) -> Option<&NodeId> {
+    /// The leader by the one rule ([`leader::recognised_leader`]): it holds its lease and a
+    /// majority of all members, counting only live ones, follow it. Under a partition this is the
+    /// majority side's leader, whatever the minority thinks.
+    pub fn recognised_leader(&self) -> Option<&NodeId> {
+        let local = |n: &SimNode| n.clock.local(self.now);
+        if !self.nodes.iter().any(|n| n.engine.as_ref().is_some_and(|e| e.is_leader(local(n)))) {
+            return None; // the common case while running: no view to build
+        }
+        let views: Vec<leader::MemberView<'_>> = self
+            .nodes
+            .iter()
+            .map(|n| leader::MemberView {
+                id: &n.id,
+                up: n.engine.is_some(),
+                holds_lease: n.engine.as_ref().is_some_and(|e| e.is_leader(local(n))),
+                leader: n.engine.as_ref().and_then(Engine::leader).map(String::as_str),
+            })
+            .collect();
+        let id = leader::recognised_leader(&views)?;
+        self.nodes.iter().find(|n| n.id == id).map(|n| &n.id)
+    }
+
+    /// The leader every live node knows, holding its lease: not "the leader" (that is
+    /// [`Simulation::recognised_leader`]) but the failover measure, the moment the last live node
+    /// has learnt of the new leader (`failover_trials`, the Figure 16 bench).
+    pub fn leader_known_to_all(&self) -> Option<&NodeId> {
         let mut agreed: Option<&NodeId> = None;
         for n in &self.nodes {
             let Some(engine) = &n.engine else { continue };
@@ -256,13 +280,13 @@ impl Simulation {
     }
 
     /// Runs until a leader is agreed by all live nodes, or `timeout` of virtual time has passed.
-    pub fn run_until_leader(&mut self, timeout: Duration) -> Option<NodeId> {
-        if let Some(l) = self.leader() {
+    pub fn run_until_known_to_all(&mut self, timeout: Duration) -> Option<NodeId> {
+        if let Some(l) = self.leader_known_to_all() {
             return Some(l.clone());
         }
         let until = self.now.saturating_add(saturating_nanos(timeout));
-        self.run_until(until, |s| s.leader().is_some());
-        self.leader().cloned()
+        self.run_until(until, |s| s.leader_known_to_all().is_some());
+        self.leader_known_to_all().cloned()
     }
 
     /// Handles every queued item due at or before `until`, stopping early once `done` holds.

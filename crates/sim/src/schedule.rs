@@ -87,7 +87,11 @@ pub fn run_schedule_for(algorithm: Algorithm, seed: u64, mut trace: impl FnMut(S
         let id = pick(&mut rng);
         let up = sim.is_up(&id).expect("member");
         let action = rng.random_range(0..12);
-        trace(format!("{:.6}s fault {action} on {id} (up: {up}); leader {:?}", sim.now().as_secs_f64(), sim.leader()));
+        trace(format!(
+            "{:.6}s fault {action} on {id} (up: {up}); leader {:?}",
+            sim.now().as_secs_f64(),
+            sim.leader_known_to_all()
+        ));
         match action {
             0 => {
                 let mut groups = vec![Vec::new(), Vec::new()];
@@ -121,7 +125,7 @@ pub fn run_schedule_for(algorithm: Algorithm, seed: u64, mut trace: impl FnMut(S
             }
             _ => {
                 // Faults may come back to back: a leader may fall just as another is elected.
-                let leader = sim.leader().cloned();
+                let leader = sim.leader_known_to_all().cloned();
                 if let Some(l) = leader.filter(|_| rng.random_bool(0.5)) {
                     sim.crash(&l).expect("leaders are up");
                 }
@@ -140,12 +144,12 @@ pub fn run_schedule_for(algorithm: Algorithm, seed: u64, mut trace: impl FnMut(S
         }
     }
     let healed_at = sim.now();
-    let healed_leader_after = sim.run_until_leader(et_max * 10).map(|_| sim.now() - healed_at);
+    let healed_leader_after = sim.run_until_known_to_all(et_max * 10).map(|_| sim.now() - healed_at);
     // A little more time, so that a leadership just won must also earn and keep its lease safely.
     sim.run_for(et_max * 2);
     let mut healed_problem = None;
     if algorithm != Algorithm::Raft && healed_leader_after.is_some() {
-        let leader = sim.leader().cloned();
+        let leader = sim.leader_known_to_all().cloned();
         let top_token =
             sim.events().iter().filter(|e| e.kind == EventKind::Elected).filter_map(|e| e.fencing_token).max();
         let token = leader.as_ref().and_then(|l| sim.status(l).ok()).and_then(|s| s.fencing_token);

@@ -15,7 +15,7 @@ fn faulty_run(seed: u64) -> (Vec<SimEvent>, Stats) {
     cfg.drop_rate = 0.1;
     cfg.duplicate_rate = 0.05;
     let mut sim = Simulation::new(cfg).unwrap();
-    let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
+    let leader = sim.run_until_known_to_all(Duration::from_secs(5)).unwrap();
     sim.crash(&leader).unwrap();
     sim.set_clock_rate("n2", 1.03).unwrap();
     sim.pause("n3", Duration::from_millis(400)).unwrap();
@@ -42,7 +42,7 @@ fn the_same_seed_and_calls_give_the_identical_event_list() {
 #[test]
 fn a_paused_node_handles_what_queued_once_it_resumes() {
     let mut sim = Simulation::new(SimConfig::numbered(3, 4)).unwrap();
-    let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
+    let leader = sim.run_until_known_to_all(Duration::from_secs(5)).unwrap();
     let follower = sim.members().iter().find(|m| **m != leader).unwrap().clone();
     sim.pause(&follower, Duration::from_millis(120)).unwrap();
     sim.run_for(Duration::from_millis(100));
@@ -71,7 +71,7 @@ fn assert_alternation(events: &[SimEvent]) {
 #[test]
 fn crashing_a_leader_closes_its_leadership_with_reason_crashed() {
     let mut sim = Simulation::new(SimConfig::numbered(3, 6)).unwrap();
-    let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
+    let leader = sim.run_until_known_to_all(Duration::from_secs(5)).unwrap();
     sim.run_for(Duration::from_millis(100)); // a majority has acknowledged a round by now
     assert!(sim.status(&leader).unwrap().is_leader);
     let term = sim.status(&leader).unwrap().term;
@@ -84,7 +84,7 @@ fn crashing_a_leader_closes_its_leadership_with_reason_crashed() {
     sim.run_for(Duration::from_secs(1));
     sim.restart(&leader).unwrap();
     sim.run_for(Duration::from_secs(1));
-    let next = sim.leader().unwrap().clone();
+    let next = sim.leader_known_to_all().unwrap().clone();
     sim.run_for(Duration::from_millis(100));
     sim.crash(&next).unwrap();
     sim.restart(&next).unwrap();
@@ -126,7 +126,7 @@ fn a_faulty_run_alternates_elected_and_demoted_per_node() {
 #[test]
 fn a_crashed_node_restarts_from_its_persisted_term_and_vote() {
     let mut sim = Simulation::new(SimConfig::numbered(3, 6)).unwrap();
-    let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
+    let leader = sim.run_until_known_to_all(Duration::from_secs(5)).unwrap();
     let before = sim.status(&leader).unwrap();
     sim.crash(&leader).unwrap();
     let down = sim.status(&leader).unwrap();
@@ -261,7 +261,7 @@ fn in_flight_names_bully_and_ring_messages() {
     let sent = sim.in_flight();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].message.kind_name(), "ring_election");
-    let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
+    let leader = sim.run_until_known_to_all(Duration::from_secs(5)).unwrap();
     sim.run_for(Duration::from_millis(30));
     let kinds: std::collections::BTreeSet<_> = sim.in_flight().iter().map(|m| m.message.kind_name()).collect();
     assert!(
@@ -273,7 +273,7 @@ fn in_flight_names_bully_and_ring_messages() {
 #[test]
 fn a_followers_forced_timeout_is_held_back_by_its_promise_but_a_transfer_is_not() {
     let mut sim = Simulation::new(SimConfig::numbered(3, 12)).unwrap();
-    let leader = sim.run_until_leader(Duration::from_secs(5)).unwrap();
+    let leader = sim.run_until_known_to_all(Duration::from_secs(5)).unwrap();
     sim.run_for(Duration::from_millis(100));
     let follower = sim.members().iter().find(|m| **m != leader).unwrap().clone();
     let term = sim.status(&leader).unwrap().term;
@@ -290,11 +290,11 @@ fn a_followers_forced_timeout_is_held_back_by_its_promise_but_a_transfer_is_not(
         .iter()
         .any(|m| m.from == leader && m.to == follower && m.message.kind_name() == "timeout_now"));
     sim.run_for(Duration::from_secs(1));
-    assert_eq!(sim.leader(), Some(&follower));
+    assert_eq!(sim.leader_known_to_all(), Some(&follower));
     assert!(sim.resign(&follower).unwrap());
     let last_demoted = sim.events().iter().rev().find(|e| e.kind == EventKind::Demoted).unwrap();
     assert_eq!((last_demoted.node.as_str(), last_demoted.reason), (follower.as_str(), Some(DemoteReason::Resigned)));
-    sim.run_until_leader(Duration::from_secs(5)).unwrap();
+    sim.run_until_known_to_all(Duration::from_secs(5)).unwrap();
 
     sim.crash(&leader).unwrap();
     assert!(sim.campaign(&leader).unwrap_err().to_string().contains("is down"));

@@ -587,3 +587,30 @@ def test_a_leader_that_cannot_persist_a_higher_term_steps_down_with_reason_stora
     wait_until(lambda: c.nodes[leader].status().health == "ok", ELECT, "the old leader recovered")
     c.wait_for_leader(ELECT)
     assert_alternate(c.events)
+
+
+def test_a_job_raising_leadership_lost_is_not_run_again_under_the_same_token(quorate_cluster):
+    c = quorate_cluster(3)
+    c.wait_for_leader(ELECT)
+    tokens = []
+
+    async def job(lead):
+        tokens.append(lead.fencing_token)
+        # Raised while the leadership still holds: the job gives up this leadership's work.
+        raise quorate.LeadershipLost("the job's own decision")
+
+    async def main():
+        leader = c.nodes[c.wait_for_leader(ELECT)]
+        task = asyncio.ensure_future(leader.run_while_leading(job))
+        await asyncio.sleep(1.0)
+        assert leader.is_leader, "no leader change in the meantime (the test's premise)"
+        ran_in_one_leadership = list(tokens)
+        leader.resign()
+        await asyncio.get_running_loop().run_in_executor(None, lambda: c.wait_for_leader(ELECT))
+        await asyncio.get_running_loop().run_in_executor(None, lambda: leader.stop(graceful=False))
+        await asyncio.wait_for(task, 20)
+        return ran_in_one_leadership
+
+    ran = asyncio.run(asyncio.wait_for(main(), 90))
+    assert len(ran) == 1, f"one run per leadership, not one per loop turn: tokens {ran}"
+    assert len(set(tokens)) == len(tokens), f"never twice under one token: {tokens}"

@@ -175,9 +175,13 @@ class Leading:
 
 async def run_while_leading(node: "Node", job: Callable[[Leadership], Awaitable[Any]]) -> None:
     """Each time `node` leads, runs `await job(lead)`; cancels it the moment that leadership is
-    lost; then waits for the next one. Returns when the node stops. An exception from `job`
-    (other than the cancellation) propagates. A job that returns while still leading is not run
-    again in the same leadership."""
+    lost; then waits for the next one. Returns when the node stops.
+
+    A job that returns while still leading is not run again in the same leadership: the loop
+    waits for that leadership to end, then for the next. `LeadershipLost` raised by the job (as
+    `lead.check()` raises it) ends the job's run the same way, whether or not the leadership had
+    really ended: a job never runs twice under one fencing token. Any other exception from `job`
+    propagates (and ends `run_while_leading`)."""
     if not node._core.running:
         raise NodeStoppedError(f"node {node.node_id!r} is not running: start() it before run_while_leading")
     while True:
@@ -188,6 +192,6 @@ async def run_while_leading(node: "Node", job: Callable[[Leadership], Awaitable[
         try:
             async with Leading(node, None, lead):
                 await job(lead)
-            await lead.wait_lost_async()
         except LeadershipLost:
-            continue
+            pass
+        await lead.wait_lost_async()

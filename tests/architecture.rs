@@ -7,7 +7,11 @@ use std::path::Path;
 
 /// Each workspace crate, the crates of ours it may depend on, and outside crates it must not.
 const LAYERS: &[(&str, &[&str], &[&str])] = &[
-    ("crates/engine", &[], &["tokio", "tokio-util", "futures-util", "pyo3", "postcard", "hmac", "sha2", "getrandom", "log"]),
+    (
+        "crates/engine",
+        &[],
+        &["tokio", "tokio-util", "futures-util", "pyo3", "postcard", "hmac", "sha2", "getrandom", "log"],
+    ),
     ("crates/sim", &["quorate-engine"], &["tokio", "pyo3", "getrandom"]),
     ("crates/runtime", &["quorate-engine"], &["pyo3"]),
     (".", &["quorate-engine", "quorate-sim", "quorate-runtime"], &[]),

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::{Item, Simulation};
-use quorate_engine::{ConfigError, DemoteReason, EventKind, NodeId, Role, TransferError};
 use quorate_engine::faults::{check_rate, group_partition, Faults};
+use quorate_engine::{ConfigError, DemoteReason, EventKind, NodeId, Role, TransferError};
 
 impl Simulation {
     /// Abrupt stop: volatile state, queued messages and timers are lost; persisted state is kept.

@@ -8,8 +8,8 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
 use super::{SimConfig, Simulation};
-use quorate_engine::ConfigError;
 use quorate_engine::seed::mix;
+use quorate_engine::ConfigError;
 
 /// How long one trial waits for a leader, in units of `election_timeout[1]`, before recording
 /// that none came (as infinity).

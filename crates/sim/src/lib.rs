@@ -21,11 +21,11 @@ use std::time::Duration;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-use quorate_engine::{Config, ConfigError, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Term};
-use quorate_engine::faults::{check_rate, Faults, NodeClock};
-use quorate_engine::seed::mix;
 pub use checker::{Checker, Violation};
 pub use config::{InFlight, NodeStatus, SimConfig, SimEvent, Stats};
+use quorate_engine::faults::{check_rate, Faults, NodeClock};
+use quorate_engine::seed::mix;
+use quorate_engine::{Config, ConfigError, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Term};
 
 /// Messages a paused node holds for later, like a socket buffer under SIGSTOP; beyond it they drop.
 pub const MAX_PAUSED_INBOX: usize = 4096;

@@ -7,8 +7,8 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
 use super::{SimConfig, Simulation, Violation};
-use quorate_engine::{Algorithm, EventKind};
 use quorate_engine::seed::mix;
+use quorate_engine::{Algorithm, EventKind};
 
 /// How long the faulty part of every schedule runs, in virtual time.
 pub const FAULTY_SPAN: Duration = Duration::from_secs(30);

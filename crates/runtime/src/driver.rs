@@ -15,16 +15,17 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use tokio::sync::{mpsc, watch};
 
+use super::command::{Command, FaultCommand, Outbox};
+use super::config::NodeConfig;
 use super::durable::DurableState;
 use super::log_limit::{suppressed_note, LogLimiter};
-use super::node::{Command, FaultCommand, NodeConfig, Outbox};
-use super::shared::{EventRecord, Health, Shared, Snapshot};
-use super::transport::refused;
+use super::record::EventRecord;
+use super::shared::{Health, Shared, Snapshot};
 use super::wire::Rejection;
+use quorate_engine::faults::{Faults, NodeClock};
 use quorate_engine::{
     Config, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Role, RoundTrip, Term,
 };
-use quorate_engine::faults::{Faults, NodeClock};
 
 /// Messages held back by a delay fault at once.
 const MAX_DELAYED: u64 = 4096;
@@ -245,7 +246,7 @@ impl Driver {
         }
         if !self.engine.plausible(&message) {
             let why = Rejection::ImplausibleTerm { ours: self.engine.term(), theirs: message.term() };
-            return refused(&self.shared, &self.cfg.engine.id, &from, &why);
+            return self.shared.refuse(&self.cfg.engine.id, &from, &why);
         }
         self.shared.bump(&self.shared.counters.messages_received);
         let now = Instant::now();
@@ -334,7 +335,8 @@ impl Driver {
     /// a minimum election timeout.
     fn fresh_engine(&mut self) -> Engine {
         self.boots += 1;
-        let cfg = Config { seed: quorate_engine::seed::mix(self.cfg.engine.seed, self.boots), ..self.cfg.engine.clone() };
+        let cfg =
+            Config { seed: quorate_engine::seed::mix(self.cfg.engine.seed, self.boots), ..self.cfg.engine.clone() };
         Engine::new(cfg, self.durable_hard.clone())
     }
 

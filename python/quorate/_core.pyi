@@ -1,12 +1,19 @@
 """Type stubs for the Rust extension module ``quorate._core`` (hand-written)."""
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, final
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, final
 
 from typing_extensions import Self
 
-__all__ = ["__version__", "DEFAULT_TIMING", "REJECTION_REASONS", "VOTE_ANSWERS", "Core", "Simulation", "Event", "InFlight", "_NodeCore", "failover_trials", "_take_log_records", "_log_records_dropped", "_write_unraisable", "_group_partition", "_forked"]
+__all__ = ["__version__", "DEFAULT_TIMING", "MIN_SECRET_BYTES", "MAX_MEMBERS", "MAX_SECONDS", "REJECTION_REASONS", "VOTE_ANSWERS", "Core", "Simulation", "Event", "InFlight", "_NodeCore", "failover_trials", "member_ids", "seconds_or_none", "_take_log_records", "_log_records_dropped", "_write_unraisable", "_group_partition", "_forked"]
 __version__: str
+#: The timing defaults (``Timing::default()`` in the engine): the one place they live.
 DEFAULT_TIMING: Dict[str, Any]
+#: The shortest secret a Node accepts, in bytes.
+MIN_SECRET_BYTES: int
+#: The most members a group may have (a count or a list of ids).
+MAX_MEMBERS: int
+#: The longest span any time argument may name, in seconds.
+MAX_SECONDS: float
 REJECTION_REASONS: List[str]
 VOTE_ANSWERS: List[str]
 
@@ -80,7 +87,7 @@ class Core:
         term: int = 0,
         voted_for: Optional[str] = None,
         priority: Optional[int] = None,
-        priorities: Optional[Dict[str, int]] = None,
+        priorities: Optional[Mapping[str, int]] = None,
     ) -> Self: ...
     def tick(self, now: float) -> List[_Output]: ...
     def step(self, now: float, sender: str, message: _Message) -> List[_Output]: ...
@@ -113,7 +120,7 @@ class Simulation:
         pre_vote: bool = True,
         check_quorum: bool = True,
         max_clock_drift: float = 0.05,
-        priorities: Optional[Dict[str, int]] = None,
+        priorities: Optional[Mapping[str, int]] = None,
     ) -> Self: ...
     @property
     def now(self) -> float: ...
@@ -144,6 +151,10 @@ class Simulation:
     def check(self) -> None: ...
 
 def failover_trials(trials: int, template: Simulation) -> List[float]: ...
+def member_ids(members: Union[int, Sequence[str]]) -> List[str]:
+    """The node ids ``members`` names (a count: n1..nN), in order, under the members rule (ConfigError)."""
+def seconds_or_none(name: str, value: object) -> Optional[float]:
+    """A ``timeout=`` argument: None, or a finite non-negative number of seconds as a float (ConfigError naming ``name``)."""
 
 @final
 class _NodeCore:
@@ -152,7 +163,7 @@ class _NodeCore:
     def __new__(
         cls,
         node_id: str,
-        members: Dict[str, str],
+        members: Mapping[str, str],
         *,
         bind: Optional[str],
         algorithm: str,
@@ -166,7 +177,7 @@ class _NodeCore:
         max_clock_drift: Any,
         seed: Any,
         priority: Optional[int] = None,
-        priorities: Optional[Dict[str, int]] = None,
+        priorities: Optional[Mapping[str, int]] = None,
     ) -> Self: ...
     def start(self) -> None: ...
     def stop(self, graceful: bool = True, timeout: float = 5.0) -> bool: ...
@@ -179,6 +190,8 @@ class _NodeCore:
     def address(self) -> str: ...
     @property
     def members(self) -> Dict[str, str]: ...
+    @property
+    def priority(self) -> int: ...
     @property
     def role(self) -> str: ...
     @property

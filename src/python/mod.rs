@@ -7,6 +7,7 @@ mod event;
 mod in_flight;
 mod logbridge;
 mod node;
+mod node_status;
 mod sim;
 
 use pyo3::prelude::*;
@@ -25,7 +26,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(logbridge::_log_records_dropped, m)?)?;
     m.add_function(wrap_pyfunction!(_write_unraisable, m)?)?;
     m.add_function(wrap_pyfunction!(_group_partition, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::member_ids, m)?)?;
+    m.add_function(wrap_pyfunction!(seconds_or_none, m)?)?;
     m.add("DEFAULT_TIMING", default_timing(m.py())?)?;
+    m.add("MIN_SECRET_BYTES", crate::runtime::MIN_SECRET_BYTES)?;
+    m.add("MAX_MEMBERS", crate::engine::config::MAX_MEMBERS)?;
+    m.add("MAX_SECONDS", crate::engine::config::MAX_SECONDS)?;
     m.add("REJECTION_REASONS", crate::runtime::wire::REJECTION_REASONS.to_vec())?;
     m.add("VOTE_ANSWERS", crate::engine::VoteAnswer::ALL.map(|a| a.name()).to_vec())?;
     logbridge::install();
@@ -50,6 +56,14 @@ fn _group_partition(
     let parsed = convert::partition_groups(&groups)?;
     let cuts = crate::faults::group_partition(&members, &parsed).map_err(convert::config_error)?;
     Ok(cuts.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect())
+}
+
+/// A `timeout=` argument of the Python layer, by the engine's rule for seconds: None (no limit)
+/// or a finite, non-negative number of seconds (at most `MAX_SECONDS`), returned as a float;
+/// anything else is a ConfigError naming `name` and the value.
+#[pyfunction]
+fn seconds_or_none(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+    convert::seconds_or_none_arg(name, value)
 }
 
 /// The one place the timing defaults live (`Timing::default()`), for the Python layer's signatures.

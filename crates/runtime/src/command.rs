@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use quorate_engine::faults::Peers;
-use quorate_engine::{ConfigError, Message, NodeId, TransferError};
+use quorate_engine::{ConfigError, Message, NodeId};
 
 /// A fault request from the outside (Python's `node.faults`).
 #[derive(Debug, Clone)]
@@ -40,10 +40,21 @@ pub enum FaultCommand {
     Clear,
 }
 
+/// Why a node did not hand its leadership over.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferRefused {
+    #[error("this node is not the leader")]
+    NotLeader,
+    /// The target breaks the transfer-target rule (`Config::transfer_target`) or could not take
+    /// over (not connected); the message names `to`.
+    #[error("{0}")]
+    Target(ConfigError),
+}
+
 pub(crate) enum Command {
     Stop { graceful: bool, done: oneshot::Sender<()> },
     Resign { done: std::sync::mpsc::Sender<bool> },
-    Transfer { to: NodeId, done: std::sync::mpsc::Sender<Result<(), TransferError>> },
+    Transfer { to: NodeId, done: std::sync::mpsc::Sender<Result<(), TransferRefused>> },
     Fault { fault: FaultCommand, done: std::sync::mpsc::Sender<Result<(), ConfigError>> },
 }
 

@@ -15,16 +15,17 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use tokio::sync::{mpsc, watch};
 
-use super::command::{Command, FaultCommand, Outbox};
+use super::command::{Command, FaultCommand, Outbox, TransferRefused};
 use super::config::NodeConfig;
 use super::durable::DurableState;
 use super::log_limit::{suppressed_note, LogLimiter};
 use super::record::EventRecord;
 use super::shared::{Health, Shared, Snapshot};
 use super::wire::Rejection;
+use quorate_engine::config::py_str;
 use quorate_engine::faults::{Faults, NodeClock};
 use quorate_engine::{
-    Config, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Role, RoundTrip, Term,
+    Config, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Role, RoundTrip, Term, TransferError,
 };
 
 /// Messages held back by a delay fault at once.
@@ -181,8 +182,7 @@ impl Driver {
                 let _ = done.send(was_leader);
             }
             Command::Transfer { to, done } => {
-                let result = self.engine.transfer_leadership(self.clock.now(), &to);
-                let _ = done.send(result.map(|outputs| self.act(outputs)));
+                let _ = done.send(self.transfer(&to));
             }
             Command::Fault { fault, done } => {
                 let result = self.apply_fault(fault, inbox);
@@ -193,6 +193,29 @@ impl Driver {
                     s.clock_rate = rate;
                 });
                 let _ = done.send(result);
+            }
+        }
+    }
+
+    /// Hands leadership to `to`, which must follow the transfer-target rule and be connected
+    /// (a peer that cannot hear the `TimeoutNow` could not take over).
+    fn transfer(&mut self, to: &str) -> Result<(), TransferRefused> {
+        self.cfg.engine.transfer_target(to).map_err(TransferRefused::Target)?;
+        if self.shared.read().peers.get(to).is_some_and(|p| !p.connected) {
+            return Err(TransferRefused::Target(quorate_engine::ConfigError::new(format!(
+                "to: {} is not connected to {}; it could not take over",
+                py_str(to),
+                py_str(&self.cfg.engine.id)
+            ))));
+        }
+        match self.engine.transfer_leadership(self.clock.now(), to) {
+            Ok(outputs) => {
+                self.act(outputs);
+                Ok(())
+            }
+            Err(TransferError::NotLeader) => Err(TransferRefused::NotLeader),
+            Err(e @ TransferError::UnknownPeer(_)) => {
+                Err(TransferRefused::Target(quorate_engine::ConfigError::new(format!("to: {e}"))))
             }
         }
     }

@@ -19,8 +19,8 @@ pub mod shared;
 pub mod transport;
 pub mod wire;
 
-pub use command::FaultCommand;
-pub use config::NodeConfig;
+pub use command::{FaultCommand, TransferRefused};
+pub use config::{NodeConfig, MAX_CLUSTER_BYTES, MIN_SECRET_BYTES};
 pub use node::{new_shared, runtime, NodeHandle, RunningNode, StartError};
 pub use record::{EventRecord, PeerInfo};
 pub use shared::{Health, Shared, Snapshot, COUNTER_NAMES};

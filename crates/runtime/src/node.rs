@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::command::{Command, FaultCommand, Outbox};
+use super::command::{Command, FaultCommand, Outbox, TransferRefused};
 use super::config::NodeConfig;
 use super::driver::Driver;
 use super::durable::{DurableError, DurableState};
@@ -19,7 +19,7 @@ use super::record::PeerInfo;
 use super::shared::{Health, Shared};
 use super::transport::{accept_loop, Dialer};
 use super::wire::Auth;
-use quorate_engine::{DemoteReason, HardState, NodeId, TransferError};
+use quorate_engine::{DemoteReason, HardState, NodeId};
 
 /// Messages waiting for the engine; when it is paused or slow, more are dropped, as a full socket
 /// buffer would.
@@ -100,9 +100,11 @@ impl NodeHandle {
         self.command(|done| Command::Resign { done }, Duration::from_secs(5)).unwrap_or(false)
     }
 
-    pub fn transfer_leadership(&self, to: &str) -> Result<(), TransferError> {
+    /// Hands leadership to `to`: `Target` if `to` breaks the transfer-target rule or is not
+    /// connected, `NotLeader` if this node does not lead (or does not answer).
+    pub fn transfer_leadership(&self, to: &str) -> Result<(), TransferRefused> {
         self.command(|done| Command::Transfer { to: to.to_string(), done }, Duration::from_secs(5))
-            .unwrap_or(Err(TransferError::NotLeader))
+            .unwrap_or(Err(TransferRefused::NotLeader))
     }
 
     pub fn fault(&self, fault: FaultCommand) -> Result<(), quorate_engine::ConfigError> {

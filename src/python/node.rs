@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 use super::convert::{
     addresses_arg, config_err, config_error, election_timeout_arg, engine_config, heartbeat_interval_arg,
@@ -424,15 +424,6 @@ impl PyNodeCore {
 
     fn faults_active<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         faults_dict(py, &self.shared.read())
-    }
-
-    fn peer_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, self.cfg.engine().peers())
-    }
-
-    #[getter]
-    fn election_timeout(&self) -> (f64, f64) {
-        self.cfg.engine().timing.election_timeout_seconds()
     }
 
     fn __repr__(&self) -> String {

@@ -53,7 +53,7 @@ impl PyCore {
 impl PyCore {
     #[new]
     // The defaults are `Timing::default()`'s; the text_signature spells them out for Python
-    // (tests/test_defaults.py checks it against `_core.DEFAULT_TIMING`).
+    // (tests/test_validate_once.py checks it against `_core.DEFAULT_TIMING`).
     #[pyo3(signature = (node_id, members, *, algorithm = "raft", election_timeout = default_election_timeout(),
         heartbeat_interval = default_heartbeat_interval(), pre_vote = true, check_quorum = true,
         max_clock_drift = default_max_clock_drift(), seed = 0, term = 0, voted_for = None, priority = None,

@@ -6,6 +6,7 @@ mod core;
 mod event;
 mod in_flight;
 mod logbridge;
+mod message_dicts;
 mod node;
 mod node_status;
 mod sim;

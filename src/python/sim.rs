@@ -179,7 +179,7 @@ impl PySimulation {
 impl PySimulation {
     #[new]
     // The timing defaults are `Timing::default()`'s; the text_signature spells them out for Python
-    // (tests/test_defaults.py checks it against `_core.DEFAULT_TIMING`).
+    // (tests/test_validate_once.py checks it against `_core.DEFAULT_TIMING`).
     #[pyo3(signature = (members = None, *, algorithm = "raft", seed = 0, election_timeout = default_election_timeout(),
         heartbeat_interval = default_heartbeat_interval(), latency = (0.0005, 0.002), drop_rate = 0.0,
         duplicate_rate = 0.0, pre_vote = true, check_quorum = true, max_clock_drift = default_max_clock_drift(),

@@ -15,6 +15,7 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use tokio::sync::{mpsc, watch};
 
+use super::clock::LocalClock;
 use super::command::{Command, FaultCommand, Outbox, TransferRefused};
 use super::config::NodeConfig;
 use super::durable::DurableState;
@@ -23,7 +24,7 @@ use super::record::EventRecord;
 use super::shared::{Health, Shared, Snapshot};
 use super::wire::Rejection;
 use quorate_engine::config::py_str;
-use quorate_engine::faults::{Faults, NodeClock};
+use quorate_engine::faults::Faults;
 use quorate_engine::{
     Config, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Role, RoundTrip, Term, TransferError,
 };
@@ -34,37 +35,6 @@ const MAX_DELAYED: u64 = 4096;
 const STORAGE_RETRY: Duration = Duration::from_secs(1);
 /// How long a graceful stop lets the hand-off message reach the wire.
 const HANDOFF_FLUSH: Duration = Duration::from_millis(200);
-
-/// This node's clock: the fault model's `NodeClock` over real nanoseconds since `epoch`.
-#[derive(Debug, Clone, Copy)]
-struct LocalClock {
-    epoch: Instant,
-    clock: NodeClock,
-}
-
-impl LocalClock {
-    fn new() -> LocalClock {
-        LocalClock { epoch: Instant::now(), clock: NodeClock::default() }
-    }
-
-    fn real_nanos(&self, real: Instant) -> u64 {
-        real.saturating_duration_since(self.epoch).as_nanos() as u64
-    }
-
-    fn now(&self) -> Duration {
-        self.clock.local(self.real_nanos(Instant::now()))
-    }
-
-    /// The real instant at which the local clock reads `local`.
-    fn real(&self, local: Duration) -> Instant {
-        self.epoch + Duration::from_nanos(self.clock.real_at(local))
-    }
-
-    fn set_rate(&mut self, rate: f64) {
-        let now = self.real_nanos(Instant::now());
-        self.clock.set_rate(now, rate);
-    }
-}
 
 pub(super) struct Driver {
     cfg: NodeConfig,

@@ -1,12 +1,12 @@
 //! The networked node: a tokio driver around the engine, the TCP transport, the durable state
 //! file, and the fault layer between engine and transport.
-
 //!
 //! The modules form a one-way graph (tests/runtime_modules.rs keeps it so), each using only those
 //! below it: `node` (start, stop, the handle) on `driver` and `transport`; those on `command`,
-//! `config`, `shared` and `durable`; `shared` on `monitor`; everything on `record`, `wire` and
-//! `log_limit`.
+//! `config`, `shared`, `clock` and `durable`; `shared` on `monitor`; everything on `record`,
+//! `wire` and `log_limit`.
 
+mod clock;
 pub mod command;
 pub mod config;
 pub mod driver;

@@ -18,13 +18,9 @@ fn configs(ids: &[&str], secret: Option<&[u8]>, cluster: &str) -> Vec<NodeConfig
         ids.iter().map(|id| (id.to_string(), format!("127.0.0.1:{}", free_port()))).collect();
     ids.iter()
         .enumerate()
-        .map(|(i, id)| NodeConfig {
-            engine: Config::new(*id, ids.iter().copied(), Timing::default(), i as u64).unwrap(),
-            bind: addresses[*id].clone(),
-            addresses: addresses.clone(),
-            data_dir: None,
-            secret: secret.map(<[u8]>::to_vec),
-            cluster: cluster.to_string(),
+        .map(|(i, id)| {
+            let engine = Config::new(*id, ids.iter().copied(), Timing::default(), i as u64).unwrap();
+            NodeConfig::new(engine, addresses.clone(), None, None, secret.map(<[u8]>::to_vec), cluster).unwrap()
         })
         .collect()
 }
@@ -55,7 +51,7 @@ fn three_nodes_elect_one_leader_and_fail_over_when_it_crashes() {
     let mut nodes: Vec<(String, RunningNode)> = cfgs
         .into_iter()
         .map(|c| {
-            (c.engine.id.clone(), {
+            (c.id().clone(), {
                 let s = quorate::runtime::new_shared(&c);
                 RunningNode::start(c, s).unwrap()
             })
@@ -82,14 +78,19 @@ fn three_nodes_elect_one_leader_and_fail_over_when_it_crashes() {
 #[test]
 fn a_node_with_the_wrong_secret_or_cluster_never_joins_nor_changes_terms() {
     let mut cfgs = configs(&["a", "b", "c"], Some(b"0123456789abcdef"), "net-auth");
-    cfgs[2].secret = Some(b"the-wrong-secret!!".to_vec());
+    let remade = |c: &NodeConfig, secret: Option<&[u8]>, cluster: &str| {
+        let bind = Some(c.bind().to_string());
+        NodeConfig::new(c.engine().clone(), c.addresses().clone(), bind, None, secret.map(<[u8]>::to_vec), cluster)
+            .unwrap()
+    };
+    cfgs[2] = remade(&cfgs[2], Some(b"the-wrong-secret!!"), "net-auth");
     let mut cfgs2 = configs(&["a", "b", "c"], None, "net-auth");
-    cfgs2[2].cluster = "another-cluster".to_string();
+    cfgs2[2] = remade(&cfgs2[2], None, "another-cluster");
     for cfgs in [cfgs, cfgs2] {
         let nodes: Vec<(String, RunningNode)> = cfgs
             .into_iter()
             .map(|c| {
-                (c.engine.id.clone(), {
+                (c.id().clone(), {
                     let s = quorate::runtime::new_shared(&c);
                     RunningNode::start(c, s).unwrap()
                 })
@@ -128,7 +129,7 @@ fn a_forged_frame_with_an_absurd_term_is_refused_and_counted() {
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let stream = tokio::net::TcpStream::connect(&target.bind).await.unwrap();
+        let stream = tokio::net::TcpStream::connect(target.bind()).await.unwrap();
         let mut framed = tokio_util::codec::Framed::new(stream, wire::codec());
         let auth = Auth::new(None);
         let nonce = wire::fresh_nonce();
@@ -200,7 +201,7 @@ mod hardened_accept {
     fn a_replayed_hello_without_the_session_key_is_closed_at_the_handshake_timeout() {
         let (cfg, node) = start(&["a", "b", "c"]);
         rt().block_on(async {
-            let mut replay = handshake(&cfg.bind, "b", false).await;
+            let mut replay = handshake(cfg.bind(), "b", false).await;
             assert!(closed_within(&mut replay, Duration::from_secs(10)).await, "the connection was closed");
         });
         assert_eq!(node.shared.counters.rejected_by_reason().get("not_ready"), Some(&1));
@@ -210,9 +211,9 @@ mod hardened_accept {
     fn a_peer_keeps_at_most_two_connections_and_the_newest_wins() {
         let (cfg, node) = start(&["a", "b", "c"]);
         rt().block_on(async {
-            let mut first = handshake(&cfg.bind, "b", true).await;
-            let mut second = handshake(&cfg.bind, "b", true).await;
-            let mut third = handshake(&cfg.bind, "b", true).await;
+            let mut first = handshake(cfg.bind(), "b", true).await;
+            let mut second = handshake(cfg.bind(), "b", true).await;
+            let mut third = handshake(cfg.bind(), "b", true).await;
             assert!(closed_within(&mut first, Duration::from_secs(5)).await, "the oldest was closed");
             assert!(!closed_within(&mut second, Duration::from_millis(300)).await, "the second stays");
             assert!(!closed_within(&mut third, Duration::from_millis(300)).await, "the newest stays");
@@ -225,13 +226,13 @@ mod hardened_accept {
         use quorate::runtime::transport::IDLE_TIMEOUT;
         let (cfg, node) = start(&["a", "b", "c"]);
         rt().block_on(async {
-            let mut silent = handshake(&cfg.bind, "b", true).await;
+            let mut silent = handshake(cfg.bind(), "b", true).await;
             let started = Instant::now();
             assert!(closed_within(&mut silent, IDLE_TIMEOUT * 3).await, "closed");
             assert!(started.elapsed() >= IDLE_TIMEOUT, "not before the idle timeout");
 
             // What a dialer with nothing to say does: a keepalive every second.
-            let stream = TcpStream::connect(&cfg.bind).await.unwrap();
+            let stream = TcpStream::connect(cfg.bind()).await.unwrap();
             let mut live = Framed::new(stream, wire::codec());
             let auth = Auth::new(Some(SECRET.to_vec()));
             let nonce = wire::fresh_nonce();
@@ -256,7 +257,7 @@ mod hardened_accept {
         rt().block_on(async {
             let mut idle = Vec::new();
             for _ in 0..100 {
-                idle.push(Framed::new(TcpStream::connect(&cfg.bind).await.unwrap(), wire::codec()));
+                idle.push(Framed::new(TcpStream::connect(cfg.bind()).await.unwrap(), wire::codec()));
             }
             let mut closed = 0;
             for f in idle.iter_mut().skip(64) {

@@ -167,8 +167,8 @@ impl Net {
     fn boot(&mut self, id: &str, log: &mut Log) {
         self.boots += 1;
         let cfg = Config::new(id, self.ids.clone(), self.timing.clone(), self.boots)
-            .and_then(|c| c.with_algorithm(self.algorithm))
-            .expect("valid transcript config");
+            .expect("valid transcript config")
+            .with_algorithm(self.algorithm);
         let mut raft = Engine::new(cfg, self.hard[id].clone());
         let outputs = raft.tick(self.now);
         self.nodes.insert(id.to_string(), Some(raft));

@@ -307,14 +307,8 @@ fn lone_node(secret: Option<&[u8]>, cluster: &str) -> (NodeConfig, RunningNode) 
     let ids = ["a", "b", "c"];
     let addresses: BTreeMap<String, String> =
         ids.iter().map(|id| (id.to_string(), format!("127.0.0.1:{}", free_port()))).collect();
-    let cfg = NodeConfig {
-        engine: Config::new("a", ids, Timing::default(), 7).unwrap(),
-        bind: addresses["a"].clone(),
-        addresses,
-        data_dir: None,
-        secret: secret.map(<[u8]>::to_vec),
-        cluster: cluster.to_string(),
-    };
+    let engine = Config::new("a", ids, Timing::default(), 7).unwrap();
+    let cfg = NodeConfig::new(engine, addresses, None, None, secret.map(<[u8]>::to_vec), cluster).unwrap();
     let node = RunningNode::start(cfg.clone(), quorate::runtime::new_shared(&cfg)).unwrap();
     (cfg, node)
 }
@@ -456,7 +450,7 @@ async fn genuine_handshake_works(addr: &str, secret: Option<&[u8]>, cluster: &st
 
 fn fuzz_a_running_node(secret: Option<&[u8]>, cluster: &str, default_cases: u32) {
     let (cfg, node) = lone_node(secret, cluster);
-    let addr = cfg.bind.clone();
+    let addr = cfg.bind().to_string();
     let until = Instant::now() + Duration::from_secs(30);
     while node.shared.read().role.is_none() {
         assert!(Instant::now() < until, "the node's engine task never started");
@@ -529,7 +523,7 @@ fn idle_connections_from_one_host_do_not_lock_a_member_out() {
     let (cfg, node) = lone_node(Some(SECRET), "fuzz");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let got_in = rt.block_on(async {
-        let target: std::net::SocketAddr = cfg.bind.parse().unwrap();
+        let target: std::net::SocketAddr = cfg.bind().parse().unwrap();
         let mut idle = Vec::new();
         for _ in 0..100 {
             // The flood comes from another loopback address than the members' 127.0.0.1.
@@ -538,7 +532,7 @@ fn idle_connections_from_one_host_do_not_lock_a_member_out() {
             idle.push(socket.connect(target).await.unwrap());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        genuine_handshake_works(&cfg.bind, Some(SECRET), "fuzz").await
+        genuine_handshake_works(cfg.bind(), Some(SECRET), "fuzz").await
     });
     let refused = node.shared.counters.rejected_by_reason().get("too_many_connections").copied().unwrap_or(0);
     assert!(got_in, "a member with the secret was refused while one other host held idle connections ({refused} refused as too many)");

@@ -1,12 +1,19 @@
 """Type stubs for the Rust extension module ``quorate._core`` (hand-written)."""
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, final
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, final
 
 from typing_extensions import Self, disjoint_base
 
-__all__ = ["__version__", "DEFAULT_TIMING", "REJECTION_REASONS", "VOTE_ANSWERS", "Core", "_Simulation", "Event", "InFlight", "_NodeCore", "failover_trials", "_take_log_records", "_log_records_dropped", "_write_unraisable", "_group_partition", "_recognised_leader", "_forked"]
+__all__ = ["__version__", "DEFAULT_TIMING", "MIN_SECRET_BYTES", "MAX_MEMBERS", "MAX_SECONDS", "REJECTION_REASONS", "VOTE_ANSWERS", "Core", "_Simulation", "Event", "InFlight", "_NodeCore", "failover_trials", "member_ids", "seconds_or_none", "_take_log_records", "_log_records_dropped", "_write_unraisable", "_group_partition", "_recognised_leader", "_forked"]
 __version__: str
+#: The timing defaults (``Timing::default()`` in the engine): the one place they live.
 DEFAULT_TIMING: Dict[str, Any]
+#: The shortest secret a Node accepts, in bytes.
+MIN_SECRET_BYTES: int
+#: The most members a group may have (a count or a list of ids).
+MAX_MEMBERS: int
+#: The longest span any time argument may name, in seconds.
+MAX_SECONDS: float
 REJECTION_REASONS: List[str]
 VOTE_ANSWERS: List[str]
 
@@ -80,7 +87,7 @@ class Core:
         term: int = 0,
         voted_for: Optional[str] = None,
         priority: Optional[int] = None,
-        priorities: Optional[Dict[str, int]] = None,
+        priorities: Optional[Mapping[str, int]] = None,
     ) -> Self: ...
     def tick(self, now: float) -> List[_Output]: ...
     def step(self, now: float, sender: str, message: _Message) -> List[_Output]: ...
@@ -113,7 +120,7 @@ class _Simulation:
         pre_vote: bool = True,
         check_quorum: bool = True,
         max_clock_drift: float = 0.05,
-        priorities: Optional[Dict[str, int]] = None,
+        priorities: Optional[Mapping[str, int]] = None,
     ) -> Self: ...
     @property
     def now(self) -> float: ...
@@ -144,6 +151,10 @@ class _Simulation:
     def check(self) -> None: ...
 
 def failover_trials(trials: int, template: _Simulation) -> List[float]: ...
+def member_ids(members: Union[int, Sequence[str]]) -> List[str]:
+    """The node ids ``members`` names (a count: n1..nN), in order, under the members rule (ConfigError)."""
+def seconds_or_none(name: str, value: object) -> Optional[float]:
+    """A ``timeout=`` argument: None, or a finite non-negative number of seconds as a float (ConfigError naming ``name``)."""
 
 @final
 class _NodeCore:
@@ -152,7 +163,7 @@ class _NodeCore:
     def __new__(
         cls,
         node_id: str,
-        members: Dict[str, str],
+        members: Mapping[str, str],
         *,
         bind: Optional[str],
         algorithm: str,
@@ -166,7 +177,7 @@ class _NodeCore:
         max_clock_drift: Any,
         seed: Any,
         priority: Optional[int] = None,
-        priorities: Optional[Dict[str, int]] = None,
+        priorities: Optional[Mapping[str, int]] = None,
     ) -> Self: ...
     def start(self) -> None: ...
     def stop(self, graceful: bool = True, timeout: float = 5.0) -> bool: ...
@@ -180,6 +191,8 @@ class _NodeCore:
     @property
     def members(self) -> Dict[str, str]: ...
     @property
+    def priority(self) -> int: ...
+    @property
     def role(self) -> str: ...
     @property
     def term(self) -> int: ...
@@ -192,8 +205,6 @@ class _NodeCore:
     def is_leader(self) -> bool: ...
     @property
     def fencing_token(self) -> Optional[int]: ...
-    @property
-    def election_timeout(self) -> Tuple[float, float]: ...
     def status(self) -> Dict[str, Any]: ...
     def holds(self, term: int) -> bool: ...
     def ended_reason(self, term: int) -> Optional[str]: ...
@@ -219,7 +230,6 @@ class _NodeCore:
     @property
     def failure(self) -> Optional[str]: ...
     def faults_active(self) -> Dict[str, str]: ...
-    def peer_ids(self) -> List[str]: ...
 
 def _take_log_records(timeout: float) -> List[Tuple[int, str, str]]: ...
 def _write_unraisable(exc: BaseException, obj: object) -> None: ...

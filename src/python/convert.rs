@@ -1,19 +1,23 @@
 //! Python <-> engine conversions, and the mapping of engine errors onto the exceptions of `quorate.errors`
 //! (docs/reference/errors.md).
 //!
-//! Every user-facing argument that is a number of seconds, a rate or a seed goes through one of
-//! the `*_arg` helpers below: a bad value is a `ConfigError` naming the argument and the value's
-//! `repr`, never a `TypeError` from argument extraction, a panic or a silent default.
+//! The bindings convert Python values only: an int or a float into an f64, a pair into a tuple, a
+//! mapping into a map. Every rule about a value (finite, positive, ranges, heartbeat below the
+//! election timeout, member counts, priorities, addresses, secrets) is the engine's or the
+//! runtime's (`Timing::new`, `config::seconds`, `Config::new`, `NodeConfig::new`), so every entry
+//! point gives the same message for the same bad value. A value of the wrong type is a
+//! `ConfigError` naming the argument and the value's `repr`, never a `TypeError` from argument
+//! extraction, a panic or a silent default.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 
-use crate::engine::config::seconds;
-use crate::engine::{Algorithm, Config, ConfigError, Message, NodeId, Output, Timing};
+use crate::engine::config::{numbered_members, seconds, validate_members};
+use crate::engine::{Algorithm, Config, ConfigError, NodeId, Timing};
 
 /// The exceptions are defined in Python (`quorate/errors.py`) so that ConfigError can derive from
 /// both QuorateError and ValueError; Rust raises them by import.
@@ -24,6 +28,8 @@ mod exceptions {
     pyo3::import_exception!(quorate.errors, QuorateError);
 }
 pub use exceptions::{ConfigError as PyConfigError, NotLeaderError, QuorateError, SafetyViolation};
+// The engine's messages and outputs as dicts live beside, in `message_dicts`.
+pub use super::message_dicts::{message_from_py, message_to_py, outputs_to_py};
 
 pub fn config_error(e: ConfigError) -> PyErr {
     PyConfigError::new_err(e.0)
@@ -34,14 +40,6 @@ pub fn config_err(message: impl Into<String>) -> PyErr {
 }
 
 // ----- argument conversion ----------------------------------------------------------------------
-
-/// The longest span, in seconds, that any time argument may name (about 31.7 years). No election
-/// needs more, and longer spans would overflow the simulator's nanosecond clock and the engine's
-/// deadline arithmetic.
-pub const MAX_SECONDS: f64 = 1e9;
-
-/// How error messages spell `MAX_SECONDS`.
-const MAX_SECONDS_TEXT: &str = "1e9 seconds (about 31 years)";
 
 /// Python's `repr` of a value, for an error message; long reprs are cut to 80 characters.
 pub fn py_repr(obj: &Bound<'_, PyAny>) -> String {
@@ -60,17 +58,6 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
 }
 
-/// A float as Python's `repr` spells it in the cases messages meet: `nan`, `inf`, `0.15`, `1e16`.
-pub fn py_float(v: f64) -> String {
-    if v.is_nan() {
-        "nan".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "inf" } else { "-inf" }.into()
-    } else {
-        format!("{v:?}")
-    }
-}
-
 /// A Python bool, or numpy's: an int to Python, but never a number of seconds, a seed or a term.
 fn is_bool(obj: &Bound<'_, PyAny>) -> bool {
     obj.is_instance_of::<PyBool>() || type_name(obj) == "bool_"
@@ -83,7 +70,7 @@ fn is_text(obj: &Bound<'_, PyAny>) -> bool {
 
 /// The value of a real number as Python users write one: an `int` or a `float` (or a type that
 /// converts like them: numpy scalars, `Fraction`), never a `bool`, `str` or `bytes`. An int too
-/// large for a float reads as an infinity, so that the caller's range check names it. None when
+/// large for a float reads as an infinity, so that the rule that follows names it. None when
 /// `obj` is not a real number.
 fn real_value(obj: &Bound<'_, PyAny>) -> Option<f64> {
     if obj.is_exact_instance_of::<PyFloat>() {
@@ -102,44 +89,49 @@ fn real_value(obj: &Bound<'_, PyAny>) -> Option<f64> {
     }
 }
 
-/// A finite real number (an int or a float; not a bool or a str): rates, ratios, factors. Range
-/// rules belong to the caller (`timing()`, the simulator), which name the argument too.
+/// A real number (an int or a float; not a bool or a str), its rules left to the engine.
+pub fn real_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    real_value(obj)
+        .ok_or_else(|| config_err(format!("{name}: expected a number (an int or a float), got {}", py_repr(obj))))
+}
+
+/// A finite real number: rates, ratios, factors, whose range rules belong to the simulator and
+/// the fault model (which name the argument too).
 pub fn number_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<f64> {
-    match real_value(obj) {
-        None => Err(config_err(format!("{name}: expected a number (an int or a float), got {}", py_repr(obj)))),
-        Some(v) if !v.is_finite() => Err(config_err(format!("{name}: must be a finite number, got {}", py_repr(obj)))),
-        Some(v) => Ok(v),
+    match real_arg(name, obj)? {
+        v if !v.is_finite() => Err(config_err(format!("{name}: must be a finite number, got {}", py_repr(obj)))),
+        v => Ok(v),
     }
 }
 
-/// The rule every number of seconds follows, for a value already known to be a real number.
-fn seconds_rule(v: f64) -> Result<(), String> {
-    if !v.is_finite() {
-        Err("must be a finite number of seconds".into())
-    } else if v < 0.0 {
-        Err("must not be negative".into())
-    } else if v > MAX_SECONDS {
-        Err(format!("must be at most {MAX_SECONDS_TEXT}"))
-    } else {
-        Ok(())
-    }
-}
-
-/// A number of seconds: an int or a float, finite, `>= 0` and at most `MAX_SECONDS`. Anything
-/// else (`"50ms"`, None, a bool, NaN, inf, -1) is a ConfigError naming `name` and the value.
-/// Zero passes: where it is refused (`heartbeat_interval`), `timing()` refuses it.
-pub fn seconds_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+/// A number of seconds: an int or a float (anything else -- `"50ms"`, None, a bool -- is a
+/// ConfigError naming `name` and the value), under the engine's rule for seconds
+/// (`config::seconds`: finite, not negative, at most `MAX_SECONDS`).
+pub fn seconds_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
     let v = real_value(obj).ok_or_else(|| {
         config_err(format!("{name}: expected a number of seconds (an int or a float), got {}", py_repr(obj)))
     })?;
-    seconds_rule(v).map_err(|rule| config_err(format!("{name}: {rule}, got {}", py_repr(obj))))?;
-    Ok(v)
+    seconds(name, v).map_err(config_error)
+}
+
+/// A `timeout=` of the Python layer: None (wait without limit) or a number of seconds under the
+/// engine's rule; returned as a float. An int too large for a float is named as the caller wrote
+/// it.
+pub fn seconds_or_none_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    let v = real_value(obj)
+        .ok_or_else(|| config_err(format!("{name}: expected None or a number of seconds, got {}", py_repr(obj))))?;
+    if v.is_infinite() && obj.is_instance_of::<PyInt>() {
+        return Err(config_err(format!("{name}: must be a finite number of seconds (or None), got {}", py_repr(obj))));
+    }
+    seconds(name, v).map(|d| Some(d.as_secs_f64())).map_err(config_error)
 }
 
 /// A `(min, max)` pair of seconds (`election_timeout`, `latency`): a 2-item sequence (tuple, list,
-/// numpy array) of ints or floats, each finite, `>= 0` and at most `MAX_SECONDS`. Anything else
-/// (`"150ms"`, a 3-tuple, None, `(nan, 0.3)`) is a ConfigError naming `name` and the value.
-/// Positivity and `min <= max` are left to the caller (`timing()`, the simulator).
+/// numpy array) of ints or floats. Anything else (`"150ms"`, a 3-tuple, None, `("0.15", 0.3)`) is
+/// a ConfigError naming `name` and the value. The values' rules are the engine's.
 pub fn timeout_pair_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
     let shape = || config_err(format!("{name}: expected a (min, max) pair of seconds, got {}", py_repr(obj)));
     if is_text(obj) {
@@ -156,11 +148,7 @@ pub fn timeout_pair_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<(f64, f6
         }
     };
     let [lo, hi] = items.as_slice() else { return Err(shape()) };
-    let (lo, hi) = (real_value(lo).ok_or_else(shape)?, real_value(hi).ok_or_else(shape)?);
-    for v in [lo, hi] {
-        seconds_rule(v).map_err(|rule| config_err(format!("{name}: each bound {rule}, got {}", py_repr(obj))))?;
-    }
-    Ok((lo, hi))
+    Ok((real_value(lo).ok_or_else(shape)?, real_value(hi).ok_or_else(shape)?))
 }
 
 /// An int in `[0, 2**64)`, e.g. a term. A bool, float or str, a negative or too large int is a
@@ -183,6 +171,14 @@ pub fn seed_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
     }
 }
 
+/// A priority: an int that fits 64 bits, not a bool.
+fn int_value(obj: &Bound<'_, PyAny>) -> Option<i64> {
+    if is_bool(obj) || !obj.is_instance_of::<PyInt>() {
+        return None;
+    }
+    obj.extract::<i64>().ok()
+}
+
 // Adapters for `#[pyo3(from_py_with = ...)]`: the function runs for every value the caller passes,
 // None included, while the signature's default still applies when the argument is left out. So
 // `election_timeout=None` is refused instead of silently meaning the default.
@@ -192,14 +188,19 @@ pub fn election_timeout_arg(obj: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
     timeout_pair_arg("election_timeout", obj)
 }
 
-/// `heartbeat_interval` (see `seconds_arg`).
+/// `heartbeat_interval`: a real number; `Timing::new` holds its rules.
 pub fn heartbeat_interval_arg(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
-    seconds_arg("heartbeat_interval", obj)
+    real_value(obj).ok_or_else(|| {
+        config_err(format!(
+            "heartbeat_interval: expected a number of seconds (an int or a float), got {}",
+            py_repr(obj)
+        ))
+    })
 }
 
-/// `max_clock_drift` (see `number_arg`; `timing()` checks the range [0, 0.5)).
+/// `max_clock_drift`: a real number; `Timing::new` checks the range [0, 0.5).
 pub fn max_clock_drift_arg(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
-    number_arg("max_clock_drift", obj)
+    real_arg("max_clock_drift", obj)
 }
 
 /// A seed that must be given as an int (Core, Simulation: `seed: int = 0`); None is refused.
@@ -212,9 +213,52 @@ pub fn optional_seed_arg(obj: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
     seed_arg(Some(obj))
 }
 
-/// The timing options shared by Core, Simulation and Node, validated as the `Node` docstring
-/// (docs/reference/node.md) lists. Every message names the argument and the value (NaN and
-/// infinities included).
+/// `priority`: None or an int (not a bool).
+pub fn priority_arg(obj: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    int_value(obj).map(Some).ok_or_else(|| config_err(format!("priority: must be an int, got {}", py_repr(obj))))
+}
+
+/// `priorities`: None or a mapping of node id (str) to int (not a bool).
+pub fn priorities_arg(obj: &Bound<'_, PyAny>) -> PyResult<Option<BTreeMap<String, i64>>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    let mapping = obj
+        .cast::<PyMapping>()
+        .map_err(|_| config_err(format!("priorities: expected a mapping of node id to int, got {}", py_repr(obj))))?;
+    let mut out = BTreeMap::new();
+    for item in mapping.items()?.iter() {
+        let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        let id: String =
+            key.extract().map_err(|_| config_err(format!("priorities: node ids are str, got {}", py_repr(&key))))?;
+        let p = int_value(&value).ok_or_else(|| {
+            config_err(format!("priorities: the priority of {} must be an int, got {}", py_repr(&key), py_repr(&value)))
+        })?;
+        out.insert(id, p);
+    }
+    Ok(Some(out))
+}
+
+/// The default `election_timeout` of the signatures, from `Timing::default()`.
+pub fn default_election_timeout() -> (f64, f64) {
+    Timing::default().election_timeout_seconds()
+}
+
+/// The default `heartbeat_interval` of the signatures, from `Timing::default()`.
+pub fn default_heartbeat_interval() -> f64 {
+    Timing::default().heartbeat_interval.as_secs_f64()
+}
+
+/// The default `max_clock_drift` of the signatures, from `Timing::default()`.
+pub fn default_max_clock_drift() -> f64 {
+    Timing::default().max_clock_drift
+}
+
+/// The timing options shared by Core, Simulation and Node: the algorithm's name first (as
+/// before), then `Timing::new`, the one check of timing values.
 pub fn timing(
     algorithm: &str,
     election_timeout: (f64, f64),
@@ -222,68 +266,27 @@ pub fn timing(
     pre_vote: bool,
     check_quorum: bool,
     max_clock_drift: f64,
-) -> PyResult<Timing> {
-    Algorithm::parse(algorithm).and_then(Algorithm::require_implemented).map_err(config_error)?;
-    let (lo, hi) = election_timeout;
-    let pair = format!("({}, {})", py_float(lo), py_float(hi));
-    if !(lo.is_finite() && hi.is_finite()) {
-        return Err(config_err(format!("election_timeout: both bounds must be finite numbers of seconds, got {pair}")));
-    }
-    if !(lo > 0.0 && hi > 0.0) {
-        return Err(config_err(format!("election_timeout: both bounds must be positive, got {pair}")));
-    }
-    if lo.max(hi) > MAX_SECONDS {
-        return Err(config_err(format!("election_timeout: each bound must be at most {MAX_SECONDS_TEXT}, got {pair}")));
-    }
-    let hb = py_float(heartbeat_interval);
-    if !heartbeat_interval.is_finite() {
-        return Err(config_err(format!("heartbeat_interval: must be a finite number of seconds, got {hb}")));
-    }
-    if heartbeat_interval <= 0.0 {
-        return Err(config_err(format!("heartbeat_interval: must be positive, got {hb}")));
-    }
-    if heartbeat_interval > MAX_SECONDS {
-        return Err(config_err(format!("heartbeat_interval: must be at most {MAX_SECONDS_TEXT}, got {hb}")));
-    }
-    if !(0.0..0.5).contains(&max_clock_drift) {
-        return Err(config_err(format!("max_clock_drift: must be in [0, 0.5), got {}", py_float(max_clock_drift))));
-    }
-    let t = Timing {
-        election_timeout: (secs("election_timeout", lo)?, secs("election_timeout", hi)?),
-        heartbeat_interval: secs("heartbeat_interval", heartbeat_interval)?,
-        pre_vote,
-        check_quorum,
-        max_clock_drift,
-    };
-    t.validate().map_err(config_error)?;
-    Ok(t)
+) -> PyResult<(Algorithm, Timing)> {
+    let algorithm = Algorithm::parse(algorithm).map_err(config_error)?;
+    let timing = Timing::new(election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)
+        .map_err(config_error)?;
+    Ok((algorithm, timing))
 }
 
-/// The engine configuration of one node: its id, the group, the algorithm and its timing; every
-/// rule broken is a ConfigError naming the argument.
+/// The engine configuration of one node: `Config::new`, the algorithm and the priority rule
+/// (`Config::with_ranks`); every rule broken is a ConfigError naming the argument.
 pub fn engine_config(
     node_id: String,
     members: impl IntoIterator<Item = String>,
-    algorithm: &str,
+    algorithm: Algorithm,
     timing: Timing,
     seed: u64,
     priority: Option<i64>,
     priorities: Option<BTreeMap<String, i64>>,
 ) -> PyResult<Config> {
-    let algorithm = Algorithm::parse(algorithm).map_err(config_error)?;
-    let cfg =
-        Config::new(node_id, members, timing, seed).and_then(|c| c.with_algorithm(algorithm)).map_err(config_error)?;
-    let priorities = priorities.unwrap_or_default();
-    let own = priorities.get(&cfg.id).copied();
-    if let (Some(own), Some(p)) = (own, priority) {
-        if own != p {
-            return Err(config_err(format!(
-                "priorities: this node's entry ({own}) differs from priority ({p}); give one, or make them equal"
-            )));
-        }
-    }
-    let priority = priority.or(own).unwrap_or(0);
-    cfg.with_priorities(priorities).map(|c| c.with_priority(priority)).map_err(config_error)
+    Config::new(node_id, members, timing, seed)
+        .and_then(|c| c.with_algorithm(algorithm).with_ranks(priority, priorities.unwrap_or_default()))
+        .map_err(config_error)
 }
 
 /// Partition groups as Python gives them: each a list of node ids (a bare string is refused: it
@@ -303,150 +306,48 @@ pub fn partition_groups(groups: &[Bound<'_, PyAny>]) -> PyResult<Vec<Vec<NodeId>
         .collect()
 }
 
+/// The engine's rule for a number of seconds, on a value already converted.
 pub fn secs(what: &str, value: f64) -> PyResult<Duration> {
     seconds(what, value).map_err(config_error)
 }
 
-fn field<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str, kind: &str) -> PyResult<T> {
-    let value =
-        d.get_item(key)?.ok_or_else(|| config_err(format!("message: a {kind:?} message needs the field {key:?}")))?;
-    value
-        .extract::<T>()
-        .map_err(|_| config_err(format!("message: field {key:?} of a {kind:?} message has the wrong type")))
-}
-
-fn term_field(d: &Bound<'_, PyDict>, kind: &str) -> PyResult<u64> {
-    let term: i64 = field(d, "term", kind)?;
-    u64::try_from(term).map_err(|_| config_err(format!("message: term must be >= 0, got {term}")))
-}
-
-pub fn message_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Message> {
-    let d = obj.cast::<PyDict>().map_err(|_| {
-        PyTypeError::new_err("message: expected a dict such as {'type': 'heartbeat', 'term': 1, 'seq': 1}")
-    })?;
-    let kind: String = d
-        .get_item("type")?
-        .ok_or_else(|| config_err("message: missing the field \"type\""))?
-        .extract()
-        .map_err(|_| config_err("message: \"type\" must be a string"))?;
-    let term = term_field(d, &kind);
-    Ok(match kind.as_str() {
-        "vote" => Message::Vote {
-            term: term?,
-            pre_vote: field(d, "pre_vote", &kind)?,
-            transfer: field(d, "transfer", &kind)?,
-        },
-        "vote_response" => Message::VoteResponse {
-            term: term?,
-            granted: field(d, "granted", &kind)?,
-            pre_vote: field(d, "pre_vote", &kind)?,
-        },
-        "heartbeat" => Message::Heartbeat { term: term?, seq: field(d, "seq", &kind)? },
-        "heartbeat_response" => Message::HeartbeatResponse { term: term?, seq: field(d, "seq", &kind)? },
-        "timeout_now" => Message::TimeoutNow { term: term? },
-        // Bully: "term" carries the epoch.
-        "election" => Message::Election { epoch: term? },
-        "ok" => Message::Ok { epoch: term? },
-        "coordinator" => Message::Coordinator { epoch: term? },
-        "alive" => Message::Alive { epoch: term?, seq: field(d, "seq", &kind)? },
-        "alive_ack" => Message::AliveAck { epoch: term?, seq: field(d, "seq", &kind)? },
-        // Ring: "term" carries the epoch too; "hop" numbers a hop along the ring.
-        "ring_election" => Message::RingElection {
-            epoch: term?,
-            candidate: field(d, "candidate", &kind)?,
-            hop: field(d, "hop", &kind)?,
-        },
-        "ring_coordinator" => {
-            Message::RingCoordinator { epoch: term?, leader: field(d, "leader", &kind)?, hop: field(d, "hop", &kind)? }
-        }
-        "ring_ack" => Message::RingAck { hop: field(d, "hop", &kind)? },
-        "ring_alive" => Message::RingAlive { epoch: term?, seq: field(d, "seq", &kind)? },
-        "ring_alive_ack" => Message::RingAliveAck { epoch: term?, seq: field(d, "seq", &kind)? },
-        other => {
-            return Err(config_err(format!(
-                "message: unknown type {other:?}; expected vote, vote_response, heartbeat, heartbeat_response, \
-                 timeout_now (raft), election, ok, coordinator, alive, alive_ack (bully) or ring_election, \
-                 ring_coordinator, ring_ack, ring_alive, ring_alive_ack (ring)"
-            )))
-        }
-    })
-}
-
-pub fn message_to_py<'py>(py: Python<'py>, m: &Message) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("type", m.type_name())?;
-    d.set_item("term", m.term())?;
-    match m {
-        Message::Vote { pre_vote, transfer, .. } => {
-            d.set_item("pre_vote", pre_vote)?;
-            d.set_item("transfer", transfer)?;
-        }
-        Message::VoteResponse { granted, pre_vote, .. } => {
-            d.set_item("granted", granted)?;
-            d.set_item("pre_vote", pre_vote)?;
-        }
-        Message::Heartbeat { seq, .. }
-        | Message::HeartbeatResponse { seq, .. }
-        | Message::Alive { seq, .. }
-        | Message::AliveAck { seq, .. } => d.set_item("seq", seq)?,
-        Message::TimeoutNow { .. } | Message::Election { .. } | Message::Ok { .. } | Message::Coordinator { .. } => {}
-        Message::RingElection { candidate, hop, .. } => {
-            d.set_item("candidate", candidate)?;
-            d.set_item("hop", hop)?;
-        }
-        Message::RingCoordinator { leader, hop, .. } => {
-            d.set_item("leader", leader)?;
-            d.set_item("hop", hop)?;
-        }
-        Message::RingAck { hop } => d.set_item("hop", hop)?,
-        Message::RingAlive { seq, .. } | Message::RingAliveAck { seq, .. } => d.set_item("seq", seq)?,
-    }
-    Ok(d)
-}
-
-pub fn outputs_to_py<'py>(py: Python<'py>, outputs: Vec<Output>) -> PyResult<Bound<'py, PyList>> {
-    let list = PyList::empty(py);
-    for o in outputs {
-        let d = PyDict::new(py);
-        match o {
-            Output::Persist(h) => {
-                d.set_item("kind", "persist")?;
-                d.set_item("term", h.term)?;
-                d.set_item("voted_for", h.voted_for)?;
-            }
-            Output::Send { to, message } => {
-                d.set_item("kind", "send")?;
-                d.set_item("to", to)?;
-                d.set_item("message", message_to_py(py, &message)?)?;
-            }
-            Output::Event(e) => {
-                d.set_item("kind", "event")?;
-                d.set_item("event", e.kind.name())?;
-                d.set_item("term", e.term)?;
-                d.set_item("leader", e.leader)?;
-            }
-        }
-        list.append(d)?;
-    }
-    Ok(list)
-}
-
-/// `members` as the `Simulation` and `LocalCluster` docstrings (docs/reference/) allow it: a count (named n1..nN) or a
-/// sequence of ids.
+/// `members` as API.md allows it: a count (named n1..nN by the engine's `numbered_members`, which
+/// holds the count rule) or a sequence of ids, in the order given; the list's rule
+/// (`validate_members`: 1 to 1024 members, valid ids, none twice) is applied by whoever builds the
+/// group (`Config::new`, `Simulation::new`, `member_ids`). A bool is a ConfigError (an int to
+/// Python, never a count); a str or a sequence of non-str a TypeError.
 pub fn members_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Vec<NodeId>> {
-    if obj.is_instance_of::<PyBool>() {
-        let shown = py_repr(obj);
-        return Err(PyTypeError::new_err(format!("members: expected a count or a sequence of node ids, got {shown}")));
+    if is_bool(obj) {
+        return Err(config_err(format!("members: expected a count or a sequence of node ids, got {}", py_repr(obj))));
     }
-    if let Ok(count) = obj.extract::<i64>() {
-        if !(1..=1024).contains(&count) {
-            return Err(config_err(format!("members: a count must be between 1 and 1024, got {count}")));
-        }
-        return Ok((1..=count).map(|i| format!("n{i}")).collect());
-    }
-    if obj.is_instance_of::<PyString>() {
+    let ids = if let Ok(count) = obj.extract::<i64>() {
+        numbered_members(count).map_err(config_error)?
+    } else if obj.is_instance_of::<PyString>() {
         return Err(PyTypeError::new_err("members: expected a count or a sequence of node ids, not a string"));
+    } else {
+        obj.extract::<Vec<String>>()
+            .map_err(|_| PyTypeError::new_err("members: expected a count or a sequence of node-id strings"))?
+    };
+    Ok(ids)
+}
+
+/// The node ids `members` names (a count or a sequence), in order, under the members rule:
+/// `LocalCluster` asks this before it opens a port.
+#[pyfunction]
+pub fn member_ids(members: &Bound<'_, PyAny>) -> PyResult<Vec<NodeId>> {
+    let ids = members_from_py(members)?;
+    validate_members(ids.clone()).map_err(config_error)?;
+    Ok(ids)
+}
+
+/// `Node`'s members: a mapping of node id (str) to "host:port" (str).
+pub fn addresses_arg(obj: &Bound<'_, PyAny>) -> PyResult<BTreeMap<String, String>> {
+    let refused = || config_err(format!("members: expected a mapping of node id to 'host:port', got {}", py_repr(obj)));
+    let mapping = obj.cast::<PyMapping>().map_err(|_| refused())?;
+    let mut out = BTreeMap::new();
+    for item in mapping.items()?.iter() {
+        let (id, address): (String, String) = item.extract().map_err(|_| refused())?;
+        out.insert(id, address);
     }
-    obj.extract::<Vec<String>>()
-        .map_err(|_| PyTypeError::new_err("members: expected a count or a sequence of node-id strings"))
+    Ok(out)
 }

@@ -6,8 +6,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::convert::{
-    config_err, election_timeout_arg, engine_config, heartbeat_interval_arg, max_clock_drift_arg, message_from_py,
-    outputs_to_py, required_seed_arg, seconds_arg, timing, uint_arg, NotLeaderError,
+    config_err, config_error, default_election_timeout, default_heartbeat_interval, default_max_clock_drift,
+    election_timeout_arg, engine_config, heartbeat_interval_arg, max_clock_drift_arg, members_from_py, message_from_py,
+    outputs_to_py, priorities_arg, priority_arg, required_seed_arg, seconds_arg, timing, uint_arg, NotLeaderError,
 };
 use crate::engine::{Engine, HardState, TransferError};
 
@@ -26,7 +27,7 @@ pub struct PyCore {
 
 /// `now`: seconds on the caller's clock (see `seconds_arg`).
 fn now_arg(now: &Bound<'_, PyAny>) -> PyResult<Duration> {
-    Ok(Duration::from_secs_f64(seconds_arg("now", now)?))
+    seconds_arg("now", now)
 }
 
 fn term_arg(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
@@ -51,9 +52,12 @@ impl PyCore {
 #[pymethods]
 impl PyCore {
     #[new]
-    #[pyo3(signature = (node_id, members, *, algorithm = "raft", election_timeout = (0.15, 0.30),
-        heartbeat_interval = 0.05, pre_vote = true, check_quorum = true, max_clock_drift = 0.05,
-        seed = 0, term = 0, voted_for = None, priority = None, priorities = None),
+    // The defaults are `Timing::default()`'s; the text_signature spells them out for Python
+    // (tests/test_validate_once.py checks it against `_core.DEFAULT_TIMING`).
+    #[pyo3(signature = (node_id, members, *, algorithm = "raft", election_timeout = default_election_timeout(),
+        heartbeat_interval = default_heartbeat_interval(), pre_vote = true, check_quorum = true,
+        max_clock_drift = default_max_clock_drift(), seed = 0, term = 0, voted_for = None, priority = None,
+        priorities = None),
         text_signature = "(node_id, members, *, algorithm='raft', election_timeout=(0.15, 0.3), heartbeat_interval=0.05, pre_vote=True, check_quorum=True, max_clock_drift=0.05, seed=0, term=0, voted_for=None, priority=None, priorities=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -68,11 +72,12 @@ impl PyCore {
         #[pyo3(from_py_with = required_seed_arg)] seed: u64,
         #[pyo3(from_py_with = term_arg)] term: u64,
         voted_for: Option<String>,
-        priority: Option<i64>,
-        priorities: Option<std::collections::BTreeMap<String, i64>>,
+        #[pyo3(from_py_with = priority_arg)] priority: Option<i64>,
+        #[pyo3(from_py_with = priorities_arg)] priorities: Option<std::collections::BTreeMap<String, i64>>,
     ) -> PyResult<Self> {
-        let members = super::convert::members_from_py(members)?;
-        let timing = timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
+        let members = members_from_py(members)?;
+        let (algorithm, timing) =
+            timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
         let cfg = engine_config(node_id, members, algorithm, timing, seed, priority, priorities)?;
         if let Some(v) = voted_for.as_ref().filter(|v| !cfg.members.contains(v)) {
             return Err(config_err(format!("voted_for: {v:?} is not one of the members")));
@@ -125,6 +130,7 @@ impl PyCore {
         now: &Bound<'py, PyAny>,
         to: &str,
     ) -> PyResult<Bound<'py, PyList>> {
+        self.engine.config().transfer_target(to).map_err(config_error)?;
         let now = self.now(now)?;
         match self.engine.transfer_leadership(now, to) {
             Ok(outputs) => outputs_to_py(py, outputs),

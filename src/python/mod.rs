@@ -6,7 +6,9 @@ mod core;
 mod event;
 mod in_flight;
 mod logbridge;
+mod message_dicts;
 mod node;
+mod node_status;
 mod sim;
 
 use pyo3::prelude::*;
@@ -26,7 +28,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_write_unraisable, m)?)?;
     m.add_function(wrap_pyfunction!(_group_partition, m)?)?;
     m.add_function(wrap_pyfunction!(_recognised_leader, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::member_ids, m)?)?;
+    m.add_function(wrap_pyfunction!(seconds_or_none, m)?)?;
     m.add("DEFAULT_TIMING", default_timing(m.py())?)?;
+    m.add("MIN_SECRET_BYTES", crate::runtime::MIN_SECRET_BYTES)?;
+    m.add("MAX_MEMBERS", crate::engine::config::MAX_MEMBERS)?;
+    m.add("MAX_SECONDS", crate::engine::config::MAX_SECONDS)?;
     m.add("REJECTION_REASONS", crate::runtime::wire::REJECTION_REASONS.to_vec())?;
     m.add("VOTE_ANSWERS", crate::engine::VoteAnswer::ALL.map(|a| a.name()).to_vec())?;
     logbridge::install();
@@ -67,6 +74,14 @@ fn _recognised_leader(members: Vec<(String, bool, bool, Option<String>)>) -> Opt
         })
         .collect();
     quorate_sim::leader::recognised_leader(&views).map(str::to_string)
+}
+
+/// A `timeout=` argument of the Python layer, by the engine's rule for seconds: None (no limit)
+/// or a finite, non-negative number of seconds (at most `MAX_SECONDS`), returned as a float;
+/// anything else is a ConfigError naming `name` and the value.
+#[pyfunction]
+fn seconds_or_none(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+    convert::seconds_or_none_arg(name, value)
 }
 
 /// The one place the timing defaults live (`Timing::default()`), for the Python layer's signatures.

@@ -5,115 +5,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 use super::convert::{
-    config_err, config_error, election_timeout_arg, engine_config, heartbeat_interval_arg, max_clock_drift_arg,
-    optional_seed_arg, secs, timing, NotLeaderError, QuorateError,
+    addresses_arg, config_err, config_error, election_timeout_arg, engine_config, heartbeat_interval_arg,
+    max_clock_drift_arg, optional_seed_arg, priorities_arg, priority_arg, secs, timing, NotLeaderError, QuorateError,
 };
 use super::event::PyEvent;
-use crate::engine::{NodeId, Role, TransferError};
+use super::node_status::{event_to_py, faults_dict, monotonic_origin, role_name, status_dict};
+use crate::engine::NodeId;
 use crate::faults::Peers;
 use crate::runtime::durable::DurableError;
-use crate::runtime::{new_shared, FaultCommand, NodeConfig, NodeHandle, RunningNode, Shared, Snapshot, StartError};
-
-pub const MIN_SECRET_BYTES: usize = 16;
-
-/// `Instant` and Python's `time.monotonic()` read together once, so that event times can be
-/// given on the clock Python (and every process of the host) uses.
-fn monotonic_origin(py: Python<'_>) -> PyResult<(Instant, f64)> {
-    static ORIGIN: OnceLock<(Instant, f64)> = OnceLock::new();
-    if let Some(o) = ORIGIN.get() {
-        return Ok(*o);
-    }
-    let mono: f64 = py.import("time")?.call_method0("monotonic")?.extract()?;
-    Ok(*ORIGIN.get_or_init(|| (Instant::now(), mono)))
-}
-
-fn monotonic(origin: (Instant, f64), t: Instant) -> f64 {
-    match t.checked_duration_since(origin.0) {
-        Some(d) => origin.1 + d.as_secs_f64(),
-        None => origin.1 - origin.0.duration_since(t).as_secs_f64(),
-    }
-}
-
-fn role_name(role: Option<Role>) -> &'static str {
-    role.map_or("stopped", Role::name)
-}
-
-fn faults_dict<'py>(py: Python<'py>, snapshot: &Snapshot) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    for (k, v) in &snapshot.faults {
-        d.set_item(k, v)?;
-    }
-    Ok(d)
-}
-
-/// Checks a "host:port" address: a host (name, IPv4, or [IPv6]) and a port number.
-pub fn check_address(what: &str, address: &str) -> PyResult<()> {
-    let bad = || config_err(format!("{what}: {address:?} is not a host:port address"));
-    let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
-    port.parse::<u16>().map_err(|_| bad())?;
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    if host.is_empty()
-        || host.contains(char::is_whitespace)
-        || (host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err())
-    {
-        return Err(bad());
-    }
-    Ok(())
-}
-
-/// The (host, port) pairs an address may reach, for spotting two members at one place: IP
-/// literals in canonical form, and "localhost" as both loopback addresses. Other names are
-/// compared as written (resolving them here could block on DNS).
-fn same_place(address: &str) -> Vec<(String, String)> {
-    let Some((host, port)) = address.rsplit_once(':') else { return Vec::new() };
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    let hosts = match bare.parse::<std::net::IpAddr>() {
-        Ok(ip) => vec![ip.to_canonical().to_string()],
-        Err(_) if bare.eq_ignore_ascii_case("localhost") => vec!["127.0.0.1".to_string(), "::1".to_string()],
-        Err(_) => vec![bare.to_ascii_lowercase()],
-    };
-    let port = port.parse::<u16>().map_or_else(|_| port.to_string(), |p| p.to_string());
-    hosts.into_iter().map(|h| (h, port.clone())).collect()
-}
-
-/// A histogram as `{"buckets": [[upper bound, cumulative count], ..., [inf, count]], "sum", "count"}`.
-fn histogram_dict<'py>(py: Python<'py>, h: &crate::runtime::monitor::Histogram) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    let mut cumulative = 0;
-    let mut buckets = Vec::with_capacity(h.counts.len());
-    for (i, n) in h.counts.iter().enumerate() {
-        cumulative += n;
-        buckets.push((h.bounds.get(i).copied().unwrap_or(f64::INFINITY), cumulative));
-    }
-    d.set_item("buckets", buckets)?;
-    d.set_item("sum", h.sum)?;
-    d.set_item("count", h.count)?;
-    Ok(d)
-}
-
-/// What is unsafe in how this node is set up, for the log at start and for `status().warnings`.
-fn config_warnings(cfg: &NodeConfig) -> Vec<String> {
-    let host = cfg.bind.rsplit_once(':').map_or(cfg.bind.as_str(), |(h, _)| h);
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    let loopback =
-        bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    let mut out = Vec::new();
-    if cfg.secret.is_none() && !loopback {
-        out.push(format!(
-            "listening on {} without a secret: anyone who can reach it can forge votes and heartbeats; set secret=",
-            cfg.bind
-        ));
-    }
-    out
-}
+use crate::runtime::{
+    new_shared, FaultCommand, NodeConfig, NodeHandle, RunningNode, Shared, Snapshot, StartError, TransferRefused,
+};
 
 /// Bumped in every child that fork() makes (Python's `os.register_at_fork` calls `_forked`): a
 /// node made in another generation refuses to be read, as its runtime threads did not survive.
@@ -158,7 +68,7 @@ impl PyNodeCore {
         if let Some(why) = self.shared.failure() {
             return Err(QuorateError::new_err(format!(
                 "node {:?} failed (its engine task died: {why}); stop() and start() it again",
-                self.cfg.engine.id
+                self.cfg.id()
             )));
         }
         let handle = self
@@ -166,7 +76,7 @@ impl PyNodeCore {
             .running
             .as_ref()
             .map(RunningNode::handle)
-            .ok_or_else(|| QuorateError::new_err(format!("node {:?} is not running", self.cfg.engine.id)))?;
+            .ok_or_else(|| QuorateError::new_err(format!("node {:?} is not running", self.cfg.id())))?;
         Ok(py.detach(|| f(&handle)))
     }
 
@@ -176,10 +86,10 @@ impl PyNodeCore {
 
     fn peers_arg(&self, peers: Option<Vec<String>>) -> PyResult<Peers> {
         let Some(peers) = peers else { return Ok(Peers::All) };
-        let known: BTreeSet<NodeId> = self.cfg.engine.peers().cloned().collect();
+        let known: BTreeSet<NodeId> = self.cfg.engine().peers().cloned().collect();
         for p in &peers {
             if !known.contains(p) {
-                return Err(config_err(format!("peers: {p:?} is not a peer of {:?}", self.cfg.engine.id)));
+                return Err(config_err(format!("peers: {p:?} is not a peer of {:?}", self.cfg.id())));
             }
         }
         Ok(Peers::Only(peers.into_iter().collect()))
@@ -198,7 +108,8 @@ impl PyNodeCore {
         Err(QuorateError::new_err(format!(
             "node {:?} was created in process {}, before a fork(); a forked child cannot use it (its runtime \
              threads did not survive the fork): create the Node after the fork",
-            self.cfg.engine.id, self.pid
+            self.cfg.id(),
+            self.pid
         )))
     }
 }
@@ -222,7 +133,7 @@ impl PyNodeCore {
     fn new(
         py: Python<'_>,
         node_id: String,
-        members: BTreeMap<String, String>,
+        #[pyo3(from_py_with = addresses_arg)] members: BTreeMap<String, String>,
         bind: Option<String>,
         algorithm: &str,
         #[pyo3(from_py_with = election_timeout_arg)] election_timeout: (f64, f64),
@@ -234,10 +145,11 @@ impl PyNodeCore {
         check_quorum: bool,
         #[pyo3(from_py_with = max_clock_drift_arg)] max_clock_drift: f64,
         #[pyo3(from_py_with = optional_seed_arg)] seed: Option<u64>,
-        priority: Option<i64>,
-        priorities: Option<BTreeMap<String, i64>>,
+        #[pyo3(from_py_with = priority_arg)] priority: Option<i64>,
+        #[pyo3(from_py_with = priorities_arg)] priorities: Option<BTreeMap<String, i64>>,
     ) -> PyResult<Self> {
-        let timing = timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
+        let (algorithm, timing) =
+            timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
         let seed = match seed {
             Some(s) => s,
             None => {
@@ -246,43 +158,15 @@ impl PyNodeCore {
                 u64::from_le_bytes(b)
             }
         };
-        let engine =
-            engine_config(node_id.clone(), members.keys().cloned(), algorithm, timing, seed, priority, priorities)?;
-        let mut seen: BTreeMap<(String, String), (&String, &String)> = BTreeMap::new();
-        for (id, address) in &members {
-            check_address("members", address)?;
-            for place in same_place(address) {
-                if let Some((other, theirs)) = seen.insert(place, (id, address)) {
-                    return Err(config_err(format!(
-                        "members: {other:?} at {theirs:?} and {id:?} at {address:?} are the same address"
-                    )));
-                }
-            }
-        }
-        let bind = match bind {
-            Some(b) => {
-                check_address("bind", &b)?;
-                b
-            }
-            None => members[&node_id].clone(),
-        };
+        let engine = engine_config(node_id, members.keys().cloned(), algorithm, timing, seed, priority, priorities)?;
         let secret = match secret {
             None => None,
             Some(s) if s.is_instance_of::<PyString>() => Some(s.extract::<String>()?.into_bytes()),
             Some(s) if s.is_instance_of::<PyBytes>() => Some(s.extract::<Vec<u8>>()?),
             Some(_) => return Err(config_err("secret: must be bytes or str")),
         };
-        if let Some(s) = secret.as_ref().filter(|s| s.len() < MIN_SECRET_BYTES) {
-            return Err(config_err(format!("secret: must be at least {MIN_SECRET_BYTES} bytes, got {}", s.len())));
-        }
-        if cluster.is_empty() || cluster.len() > 255 {
-            return Err(config_err("cluster: must be 1 to 255 bytes"));
-        }
-        if let Some(dir) = data_dir.as_ref().filter(|d| d.exists() && !d.is_dir()) {
-            return Err(config_err(format!("data_dir: {} exists and is not a directory", dir.display())));
-        }
-        let cfg = NodeConfig { engine, addresses: members, bind, data_dir, secret, cluster };
-        let names = cfg.engine.members.iter().map(|id| (id.clone(), PyString::new(py, id).unbind())).collect();
+        let cfg = NodeConfig::new(engine, members, bind, data_dir, secret, cluster).map_err(config_error)?;
+        let names = cfg.engine().members.iter().map(|id| (id.clone(), PyString::new(py, id).unbind())).collect();
         Ok(PyNodeCore {
             shared: new_shared(&cfg),
             cfg,
@@ -304,8 +188,8 @@ impl PyNodeCore {
         }
         let (cfg, shared) = (self.cfg.clone(), self.shared.clone());
         let mut node = py.detach(|| RunningNode::start(cfg, shared)).map_err(start_error)?;
-        for warning in config_warnings(&self.cfg) {
-            log::warn!("{}: {warning}", self.cfg.engine.id);
+        for warning in self.cfg.warnings() {
+            log::warn!("{}: {warning}", self.cfg.id());
         }
         let mut state = self.lock();
         if state.running.is_some() {
@@ -341,14 +225,14 @@ impl PyNodeCore {
 
     #[getter]
     fn node_id(&self) -> String {
-        self.cfg.engine.id.clone()
+        self.cfg.id().clone()
     }
 
     #[getter]
     fn address(&self) -> String {
         let state = self.lock();
         if state.address.is_empty() {
-            self.cfg.bind.clone()
+            self.cfg.bind().to_string()
         } else {
             state.address.clone()
         }
@@ -356,7 +240,14 @@ impl PyNodeCore {
 
     #[getter]
     fn members(&self) -> BTreeMap<String, String> {
-        self.cfg.addresses.clone()
+        self.cfg.addresses().clone()
+    }
+
+    /// This node's priority, as the priority rule settled it (`priority`, else its entry in
+    /// `priorities`, else 0).
+    #[getter]
+    fn priority(&self) -> i64 {
+        self.cfg.engine().priority
     }
 
     #[getter]
@@ -427,64 +318,7 @@ impl PyNodeCore {
 
     /// Everything `Node.status()` reports, as a dict.
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let now = Instant::now();
-        let d = PyDict::new(py);
-        let s = self.read(Snapshot::clone);
-        d.set_item("node_id", &self.cfg.engine.id)?;
-        d.set_item("role", role_name(s.role))?;
-        d.set_item("term", s.term)?;
-        d.set_item("leader", &s.leader)?;
-        d.set_item("voted_for", &s.voted_for)?;
-        d.set_item("is_leader", s.is_leader(now))?;
-        d.set_item("fencing_token", s.fencing_token(now))?;
-        d.set_item("lease_remaining", s.lease_remaining(now).map(|r| r.as_secs_f64()))?;
-        d.set_item("last_heartbeat_age", s.last_heartbeat.map(|t| now.saturating_duration_since(t).as_secs_f64()))?;
-        d.set_item("health", s.health.name())?;
-        d.set_item("last_error", &s.last_error)?;
-        let peers = PyDict::new(py);
-        for (id, p) in &s.peers {
-            let pd = PyDict::new(py);
-            pd.set_item("address", &p.address)?;
-            pd.set_item("connected", p.connected)?;
-            pd.set_item("last_contact_age", p.last_contact.map(|t| now.saturating_duration_since(t).as_secs_f64()))?;
-            pd.set_item("round_trip", p.round_trip.map(|r| r.smoothed.as_secs_f64()))?;
-            peers.set_item(id, pd)?;
-        }
-        d.set_item("peers", peers)?;
-        d.set_item("faults", faults_dict(py, &s)?)?;
-        for (name, value) in self.shared.counters.values() {
-            d.set_item(name, value)?;
-        }
-        let by_reason = PyDict::new(py);
-        for (reason, n) in self.shared.counters.rejected_by_reason() {
-            by_reason.set_item(reason, n)?;
-        }
-        d.set_item("rejected_by_reason", by_reason)?;
-        let answered = s.votes_answered();
-        let votes = PyDict::new(py);
-        for (kind, pre_vote) in [("vote", false), ("pre_vote", true)] {
-            let by_answer = PyDict::new(py);
-            for a in crate::engine::VoteAnswer::ALL {
-                by_answer.set_item(a.name(), answered.get(pre_vote, a))?;
-            }
-            votes.set_item(kind, by_answer)?;
-        }
-        d.set_item("votes", votes)?;
-        let m = &s.monitor;
-        let age = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t).as_secs_f64());
-        d.set_item("leading_for", age(m.leading_since).filter(|_| s.leading.is_some()))?;
-        d.set_item("leaderless_for", age(m.leaderless_since).filter(|_| s.role.is_some()))?;
-        d.set_item("tenure_histogram", histogram_dict(py, &m.tenures)?)?;
-        d.set_item("leaderless_histogram", histogram_dict(py, &m.leaderless_gaps)?)?;
-        d.set_item("elections_last_minute", m.elections_in_window(now))?;
-        d.set_item("leader_changes_last_minute", m.leader_changes_in_window(now))?;
-        d.set_item("term_changes", m.term_changes)?;
-        let mut warnings = config_warnings(&self.cfg);
-        if s.role.is_some() {
-            warnings.extend(m.warnings(now, &self.cfg.engine.timing, s.clock_rate, s.peers.iter()));
-        }
-        d.set_item("warnings", warnings)?;
-        Ok(d)
+        status_dict(py, &self.cfg, &self.shared)
     }
 
     /// The next event, waiting up to `timeout` seconds with the GIL released; None on timeout,
@@ -493,16 +327,7 @@ impl PyNodeCore {
         let timeout = secs("timeout", timeout)?;
         let shared = self.shared.clone();
         let Some(e) = py.detach(move || shared.next_event(timeout)) else { return Ok(None) };
-        Ok(Some(PyEvent {
-            kind: e.kind.name().to_string(),
-            node_id: self.cfg.engine.id.clone(),
-            term: e.term,
-            leader: e.leader,
-            fencing_token: e.fencing_token,
-            reason: e.reason.map(|r| r.name().to_string()),
-            at: monotonic(self.origin, e.at),
-            wall: e.wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
-        }))
+        Ok(Some(event_to_py(self.origin, self.cfg.id(), e)))
     }
 
     /// Waits (GIL released) until the change counter differs from `seen`, or a lease that holds
@@ -517,13 +342,15 @@ impl PyNodeCore {
         self.with_node(py, |node| node.resign())
     }
 
+    /// Hands leadership to `to` (the runtime checks the transfer-target rule and that `to` is
+    /// connected): ConfigError naming `to`, or NotLeaderError.
     fn transfer_leadership(&self, py: Python<'_>, to: &str) -> PyResult<()> {
         match self.with_node(py, |node| node.transfer_leadership(to))? {
             Ok(()) => Ok(()),
-            Err(TransferError::NotLeader) => {
-                Err(NotLeaderError::new_err(format!("{:?} is not the leader", self.cfg.engine.id)))
+            Err(TransferRefused::NotLeader) => {
+                Err(NotLeaderError::new_err(format!("{:?} is not the leader", self.cfg.id())))
             }
-            Err(e @ TransferError::UnknownPeer(_)) => Err(config_err(format!("to: {e}"))),
+            Err(TransferRefused::Target(e)) => Err(config_error(e)),
         }
     }
 
@@ -599,17 +426,7 @@ impl PyNodeCore {
         faults_dict(py, &self.shared.read())
     }
 
-    fn peer_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, self.cfg.engine.peers())
-    }
-
-    #[getter]
-    fn election_timeout(&self) -> (f64, f64) {
-        let (a, b) = self.cfg.engine.timing.election_timeout;
-        (a.as_secs_f64(), b.as_secs_f64())
-    }
-
     fn __repr__(&self) -> String {
-        format!("_NodeCore({:?} at {}, {})", self.cfg.engine.id, self.address(), self.role())
+        format!("_NodeCore({:?} at {}, {})", self.cfg.id(), self.address(), self.role())
     }
 }

@@ -9,12 +9,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::convert::{
-    config_err, config_error, election_timeout_arg, heartbeat_interval_arg, max_clock_drift_arg, members_from_py,
-    number_arg, required_seed_arg, seconds_arg, secs, timeout_pair_arg, timing, NotLeaderError, SafetyViolation,
+    config_err, config_error, default_election_timeout, default_heartbeat_interval, default_max_clock_drift,
+    election_timeout_arg, heartbeat_interval_arg, max_clock_drift_arg, members_from_py, number_arg, priorities_arg,
+    required_seed_arg, seconds_arg, secs, timeout_pair_arg, timing, NotLeaderError, SafetyViolation,
 };
 use super::event::PyEvent;
 use super::in_flight::PyInFlight;
-use crate::engine::Algorithm;
 use crate::sim::{self, SimConfig, Simulation};
 
 fn latency_arg(obj: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
@@ -31,7 +31,7 @@ fn duplicate_rate_arg(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
 
 /// A span of virtual time (see `seconds_arg`).
 fn span_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<std::time::Duration> {
-    secs(name, seconds_arg(name, obj)?)
+    seconds_arg(name, obj)
 }
 
 /// Simulated items handled between two looks at the wall clock (a look costs ~25 ns).
@@ -62,9 +62,12 @@ impl PySimulation {
 #[pymethods]
 impl PySimulation {
     #[new]
-    #[pyo3(signature = (members = None, *, algorithm = "raft", seed = 0, election_timeout = (0.15, 0.30),
-        heartbeat_interval = 0.05, latency = (0.0005, 0.002), drop_rate = 0.0, duplicate_rate = 0.0,
-        pre_vote = true, check_quorum = true, max_clock_drift = 0.05, priorities = None),
+    // The timing defaults are `Timing::default()`'s; the text_signature spells them out for Python
+    // (tests/test_validate_once.py checks it against `_core.DEFAULT_TIMING`).
+    #[pyo3(signature = (members = None, *, algorithm = "raft", seed = 0, election_timeout = default_election_timeout(),
+        heartbeat_interval = default_heartbeat_interval(), latency = (0.0005, 0.002), drop_rate = 0.0,
+        duplicate_rate = 0.0, pre_vote = true, check_quorum = true, max_clock_drift = default_max_clock_drift(),
+        priorities = None),
         text_signature = "(members=None, *, algorithm='raft', seed=0, election_timeout=(0.15, 0.3), heartbeat_interval=0.05, latency=(0.0005, 0.002), drop_rate=0.0, duplicate_rate=0.0, pre_vote=True, check_quorum=True, max_clock_drift=0.05, priorities=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -80,19 +83,20 @@ impl PySimulation {
         pre_vote: bool,
         check_quorum: bool,
         #[pyo3(from_py_with = max_clock_drift_arg)] max_clock_drift: f64,
-        priorities: Option<std::collections::BTreeMap<String, i64>>,
+        #[pyo3(from_py_with = priorities_arg)] priorities: Option<std::collections::BTreeMap<String, i64>>,
     ) -> PyResult<Self> {
         let members = match members {
             Some(m) => members_from_py(m)?,
             None => members_from_py(&5i64.into_pyobject(py)?.into_any())?,
         };
-        let timing = timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
+        let (algorithm, timing) =
+            timing(algorithm, election_timeout, heartbeat_interval, pre_vote, check_quorum, max_clock_drift)?;
         let cfg = SimConfig {
             timing,
             latency: (secs("latency", latency.0)?, secs("latency", latency.1)?),
             drop_rate,
             duplicate_rate,
-            algorithm: Algorithm::parse(algorithm).map_err(config_error)?,
+            algorithm,
             priorities: priorities.unwrap_or_default(),
             ..SimConfig::new(members, seed)
         };

@@ -45,17 +45,19 @@ impl Algorithm {
             Algorithm::Ring => "ring",
         }
     }
-
-    /// Every algorithm of the contract has an engine now; kept so that a name added to the
-    /// contract before its engine is refused loudly rather than silently run as another.
-    pub fn require_implemented(self) -> Result<Self, ConfigError> {
-        match self {
-            Algorithm::Raft | Algorithm::Bully | Algorithm::Ring => Ok(self),
-        }
-    }
 }
 
-/// Timing and feature switches shared by every member of a group.
+/// The longest span, in seconds, that any time argument may name (about 31.7 years). No election
+/// needs more, and longer spans would overflow the simulator's nanosecond clock and the engine's
+/// deadline arithmetic.
+pub const MAX_SECONDS: f64 = 1e9;
+
+/// How error messages spell `MAX_SECONDS`.
+const MAX_SECONDS_TEXT: &str = "1e9 seconds (about 31 years)";
+
+/// Timing and feature switches shared by every member of a group. Build one with `Timing::new`
+/// (every rule checked, messages naming the argument) or take `Timing::default()`: the one place
+/// the defaults live.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timing {
     /// `[min, max)`: each election timeout is drawn uniformly from this range.
@@ -84,35 +86,84 @@ impl Default for Timing {
 }
 
 impl Timing {
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let (min, max) = self.election_timeout;
-        if min.is_zero() {
-            return Err(ConfigError::new("election_timeout: the minimum must be positive"));
+    /// The one check of timing values, in the units users write them (seconds as floats): each
+    /// election timeout bound finite, positive and at most `MAX_SECONDS`, min <= max; the heartbeat
+    /// interval finite, positive and below the minimum election timeout; the clock drift in
+    /// [0, 0.5). Every message names the argument and shows the value as Python writes it.
+    pub fn new(
+        election_timeout: (f64, f64),
+        heartbeat_interval: f64,
+        pre_vote: bool,
+        check_quorum: bool,
+        max_clock_drift: f64,
+    ) -> Result<Timing, ConfigError> {
+        let (lo, hi) = election_timeout;
+        let pair = format!("({}, {})", py_float(lo), py_float(hi));
+        if !(lo.is_finite() && hi.is_finite()) {
+            return Err(ConfigError::new(format!(
+                "election_timeout: both bounds must be finite numbers of seconds, got {pair}"
+            )));
         }
-        if min > max {
+        if !(lo > 0.0 && hi > 0.0) {
+            return Err(ConfigError::new(format!("election_timeout: both bounds must be positive, got {pair}")));
+        }
+        if lo.max(hi) > MAX_SECONDS {
+            return Err(ConfigError::new(format!(
+                "election_timeout: each bound must be at most {MAX_SECONDS_TEXT}, got {pair}"
+            )));
+        }
+        if lo > hi {
             return Err(ConfigError::new(format!(
                 "election_timeout: min ({}) must not exceed max ({})",
-                min.as_secs_f64(),
-                max.as_secs_f64()
+                py_float(lo),
+                py_float(hi)
             )));
         }
-        if self.heartbeat_interval.is_zero() {
-            return Err(ConfigError::new("heartbeat_interval: must be positive"));
+        let hb = py_float(heartbeat_interval);
+        if !heartbeat_interval.is_finite() {
+            return Err(ConfigError::new(format!("heartbeat_interval: must be a finite number of seconds, got {hb}")));
         }
-        if self.heartbeat_interval >= min {
+        if heartbeat_interval <= 0.0 {
+            return Err(ConfigError::new(format!("heartbeat_interval: must be positive, got {hb}")));
+        }
+        if heartbeat_interval >= lo {
             return Err(ConfigError::new(format!(
-                "heartbeat_interval: must be below election_timeout[0] ({} >= {})",
-                self.heartbeat_interval.as_secs_f64(),
-                min.as_secs_f64()
+                "heartbeat_interval: must be below election_timeout[0] ({hb} >= {})",
+                py_float(lo)
             )));
         }
-        if !(0.0..0.5).contains(&self.max_clock_drift) {
+        if !(0.0..0.5).contains(&max_clock_drift) {
             return Err(ConfigError::new(format!(
                 "max_clock_drift: must be in [0, 0.5), got {}",
-                self.max_clock_drift
+                py_float(max_clock_drift)
             )));
         }
-        Ok(())
+        Ok(Timing {
+            election_timeout: (Duration::from_secs_f64(lo), Duration::from_secs_f64(hi)),
+            heartbeat_interval: Duration::from_secs_f64(heartbeat_interval),
+            pre_vote,
+            check_quorum,
+            max_clock_drift,
+        })
+    }
+
+    /// Checks a Timing built field by field (Rust tests, benchmarks, the simulator's random
+    /// schedules) by the rules of `Timing::new`: there is no second set of rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let (lo, hi) = self.election_timeout_seconds();
+        Timing::new(
+            (lo, hi),
+            self.heartbeat_interval.as_secs_f64(),
+            self.pre_vote,
+            self.check_quorum,
+            self.max_clock_drift,
+        )
+        .map(drop)
+    }
+
+    /// `election_timeout` in seconds, as Python gives and shows it.
+    pub fn election_timeout_seconds(&self) -> (f64, f64) {
+        (self.election_timeout.0.as_secs_f64(), self.election_timeout.1.as_secs_f64())
     }
 
     /// How long a lease lasts from the moment its heartbeat round was sent: the shortest time any
@@ -202,9 +253,42 @@ impl Config {
         (priority, id)
     }
 
-    /// The same configuration for another algorithm; one this version cannot run is refused.
-    pub fn with_algorithm(self, algorithm: Algorithm) -> Result<Config, ConfigError> {
-        Ok(Config { algorithm: algorithm.require_implemented()?, ..self })
+    /// The same configuration for another algorithm.
+    pub fn with_algorithm(self, algorithm: Algorithm) -> Config {
+        Config { algorithm, ..self }
+    }
+
+    /// The priority rule, as every entry point states it: `priority` is this node's priority,
+    /// `priorities` every member's (a member not named: 0). Given both, this node's entry must equal
+    /// `priority`; given neither, this node's priority is 0. A name that is not a member is refused.
+    pub fn with_ranks(self, priority: Option<i64>, priorities: BTreeMap<NodeId, i64>) -> Result<Config, ConfigError> {
+        let own = priorities.get(&self.id).copied();
+        if let (Some(own), Some(p)) = (own, priority) {
+            if own != p {
+                return Err(ConfigError::new(format!(
+                    "priorities: this node's entry ({own}) differs from priority ({p}); give one, or make them equal"
+                )));
+            }
+        }
+        let priority = priority.or(own).unwrap_or(0);
+        self.with_priorities(priorities).map(|c| c.with_priority(priority))
+    }
+
+    /// The transfer-target rule: leadership can be handed only to another member. The messages
+    /// quote ids as Python does, since Python users read them.
+    pub fn transfer_target(&self, to: &str) -> Result<(), ConfigError> {
+        if to == self.id {
+            return Err(ConfigError::new(format!("to: {} is this node itself; name a peer", py_str(to))));
+        }
+        if !self.members.iter().any(|m| m == to) {
+            let members: Vec<String> = self.members.iter().map(|m| py_str(m)).collect();
+            return Err(ConfigError::new(format!(
+                "to: {} is not a member (members: [{}])",
+                py_str(to),
+                members.join(", ")
+            )));
+        }
+        Ok(())
     }
 
     pub fn quorum(&self) -> usize {
@@ -234,10 +318,19 @@ pub fn validate_node_id(what: &str, id: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Checks and sorts a member list: at least one member, every id valid, no id twice.
+/// The most members a group may have, however they are given (a count or a list of ids).
+pub const MAX_MEMBERS: usize = 1024;
+
+/// Checks and sorts a member list: 1 to `MAX_MEMBERS` members, every id valid, no id twice.
 pub fn validate_members(mut members: Vec<NodeId>) -> Result<Vec<NodeId>, ConfigError> {
     if members.is_empty() {
         return Err(ConfigError::new("members: a group needs at least one member"));
+    }
+    if members.len() > MAX_MEMBERS {
+        return Err(ConfigError::new(format!(
+            "members: a group has at most {MAX_MEMBERS} members, got {}",
+            members.len()
+        )));
     }
     for m in &members {
         validate_node_id("members", m)?;
@@ -249,51 +342,78 @@ pub fn validate_members(mut members: Vec<NodeId>) -> Result<Vec<NodeId>, ConfigE
     Ok(members)
 }
 
-/// Converts a user's float seconds into a Duration, refusing NaN, infinities and negatives.
-pub fn seconds(what: &str, value: f64) -> Result<Duration, ConfigError> {
-    if !value.is_finite() || value < 0.0 {
-        return Err(ConfigError::new(format!("{what}: must be a finite, non-negative number of seconds, got {value}")));
+/// The members rule for a group given as a count: 1 to `MAX_MEMBERS` members, named n1..nN (the
+/// names LocalCluster, Simulation and Core give them).
+pub fn numbered_members(count: i64) -> Result<Vec<NodeId>, ConfigError> {
+    if count < 1 {
+        return Err(ConfigError::new(format!("members: a group needs at least one member, got {count}")));
     }
-    Duration::try_from_secs_f64(value).map_err(|_| ConfigError::new(format!("{what}: {value} seconds is out of range")))
+    if count > MAX_MEMBERS as i64 {
+        return Err(ConfigError::new(format!("members: a group has at most {MAX_MEMBERS} members, got {count}")));
+    }
+    Ok((1..=count).map(|i| format!("n{i}")).collect())
+}
+
+/// The rule every number of seconds follows (timeouts, spans of time, `now`): finite, not
+/// negative, at most `MAX_SECONDS`. Returns the Duration; the message names `what` and the value.
+pub fn seconds(what: &str, value: f64) -> Result<Duration, ConfigError> {
+    let rule = if !value.is_finite() {
+        "must be a finite number of seconds".to_string()
+    } else if value < 0.0 {
+        "must not be negative".to_string()
+    } else if value > MAX_SECONDS {
+        format!("must be at most {MAX_SECONDS_TEXT}")
+    } else {
+        return Ok(Duration::from_secs_f64(value));
+    };
+    Err(ConfigError::new(format!("{what}: {rule}, got {}", py_float(value))))
+}
+
+/// A float as Python's `repr` writes it (`nan`, `inf`, `0.15`, `1e+300`, `1e-05`), so that a
+/// message shows a Python user the value they passed.
+pub fn py_float(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // Rust's Debug writes the shortest digits that read back, switching to an exponent where
+    // Python does (below 1e-4, from 1e16); only the exponent's spelling differs ("e16", "e+16").
+    let text = format!("{v:?}");
+    match text.split_once('e') {
+        Some((mantissa, exp)) => {
+            let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => text,
+    }
+}
+
+/// A str as Python's `repr` writes it (`'n1'`), for messages about ids a Python user typed.
+pub fn py_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x100 && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn timing(min_ms: u64, max_ms: u64, hb_ms: u64) -> Timing {
-        Timing {
-            election_timeout: (Duration::from_millis(min_ms), Duration::from_millis(max_ms)),
-            heartbeat_interval: Duration::from_millis(hb_ms),
-            ..Timing::default()
-        }
-    }
-
-    #[test]
-    fn config_errors_name_the_argument() {
-        let err = |r: Result<Config, ConfigError>| r.unwrap_err().0;
-        assert!(err(Config::new("x", ["a", "b"], Timing::default(), 0)).starts_with("node_id:"));
-        assert!(err(Config::new("a", Vec::<String>::new(), Timing::default(), 0)).starts_with("members:"));
-        assert!(err(Config::new("a", ["a", "a"], Timing::default(), 0)).contains("listed twice"));
-        assert!(err(Config::new("", [""], Timing::default(), 0)).contains("non-empty"));
-        assert!(err(Config::new("a", ["a"], timing(300, 150, 50), 0)).starts_with("election_timeout:"));
-        assert!(err(Config::new("a", ["a"], timing(0, 150, 50), 0)).starts_with("election_timeout:"));
-        assert!(err(Config::new("a", ["a"], timing(150, 300, 150), 0)).starts_with("heartbeat_interval:"));
-        let drift = Timing { max_clock_drift: 0.5, ..Timing::default() };
-        assert!(err(Config::new("a", ["a"], drift, 0)).starts_with("max_clock_drift:"));
-        assert!(Algorithm::parse("paxos").unwrap_err().0.starts_with("algorithm:"));
-        assert!(seconds("now", f64::NAN).is_err() && seconds("now", -1.0).is_err());
-    }
-
-    #[test]
-    fn equal_timeout_bounds_are_allowed() {
-        // Figure 16 of the Raft paper has a 150-150 ms row.
-        assert!(Config::new("a", ["a"], timing(150, 150, 75), 0).is_ok());
-    }
-
-    #[test]
-    fn long_node_ids_are_refused() {
-        let long = "n".repeat(MAX_NODE_ID_BYTES + 1);
-        assert!(Config::new(long.clone(), [long], Timing::default(), 0).is_err());
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -11,7 +11,7 @@ pub fn ms(n: u64) -> Duration {
 
 /// `id`'s configuration among `members`, default timing, seed 7.
 pub fn config(algorithm: Algorithm, id: &str, members: &[&str]) -> Config {
-    Config::new(id, members.iter().copied(), Timing::default(), 7).unwrap().with_algorithm(algorithm).unwrap()
+    Config::new(id, members.iter().copied(), Timing::default(), 7).unwrap().with_algorithm(algorithm)
 }
 
 /// A fresh engine whose clock was started at 0 (booting does nothing else).

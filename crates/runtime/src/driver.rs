@@ -15,15 +15,18 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use tokio::sync::{mpsc, watch};
 
+use super::clock::LocalClock;
+use super::command::{Command, FaultCommand, Outbox, TransferRefused};
+use super::config::NodeConfig;
 use super::durable::DurableState;
 use super::log_limit::{suppressed_note, LogLimiter};
-use super::node::{Command, FaultCommand, NodeConfig, Outbox};
-use super::shared::{EventRecord, Health, Shared, Snapshot};
-use super::transport::refused;
+use super::record::EventRecord;
+use super::shared::{Health, Shared, Snapshot};
 use super::wire::Rejection;
-use quorate_engine::faults::{Faults, NodeClock};
+use quorate_engine::config::py_str;
+use quorate_engine::faults::Faults;
 use quorate_engine::{
-    Config, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Role, RoundTrip, Term,
+    Config, DemoteReason, Engine, EventKind, HardState, Message, NodeId, Output, Role, RoundTrip, Term, TransferError,
 };
 
 /// Messages held back by a delay fault at once.
@@ -32,39 +35,6 @@ const MAX_DELAYED: u64 = 4096;
 const STORAGE_RETRY: Duration = Duration::from_secs(1);
 /// How long a graceful stop lets the hand-off message reach the wire.
 const HANDOFF_FLUSH: Duration = Duration::from_millis(200);
-
-/// This node's clock: the fault model's `NodeClock` over real nanoseconds since `epoch`.
-#[derive(Debug, Clone, Copy)]
-struct LocalClock {
-    epoch: Instant,
-    clock: NodeClock,
-}
-
-impl LocalClock {
-    fn new() -> LocalClock {
-        LocalClock { epoch: Instant::now(), clock: NodeClock::default() }
-    }
-
-    fn real_nanos(&self, real: Instant) -> u64 {
-        quorate_engine::faults::saturating_nanos(real.saturating_duration_since(self.epoch))
-    }
-
-    fn now(&self) -> Duration {
-        self.clock.local(self.real_nanos(Instant::now()))
-    }
-
-    /// The real instant at which the local clock reads `local`; a year from now for one beyond
-    /// what an `Instant` holds (the deadline is re-armed long before).
-    fn real(&self, local: Duration) -> Instant {
-        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-        self.epoch.checked_add(Duration::from_nanos(self.clock.real_at(local))).map_or(far, |at| at.min(far))
-    }
-
-    fn set_rate(&mut self, rate: f64) {
-        let now = self.real_nanos(Instant::now());
-        self.clock.set_rate(now, rate);
-    }
-}
 
 pub(super) struct Driver {
     cfg: NodeConfig,
@@ -182,8 +152,7 @@ impl Driver {
                 let _ = done.send(was_leader);
             }
             Command::Transfer { to, done } => {
-                let result = self.engine.transfer_leadership(self.clock.now(), &to);
-                let _ = done.send(result.map(|outputs| self.act(outputs)));
+                let _ = done.send(self.transfer(&to));
             }
             Command::Fault { fault, done } => {
                 let result = self.apply_fault(fault, inbox);
@@ -194,6 +163,29 @@ impl Driver {
                     s.clock_rate = rate;
                 });
                 let _ = done.send(result);
+            }
+        }
+    }
+
+    /// Hands leadership to `to`, which must follow the transfer-target rule and be connected
+    /// (a peer that cannot hear the `TimeoutNow` could not take over).
+    fn transfer(&mut self, to: &str) -> Result<(), TransferRefused> {
+        self.cfg.engine.transfer_target(to).map_err(TransferRefused::Target)?;
+        if self.shared.read().peers.get(to).is_some_and(|p| !p.connected) {
+            return Err(TransferRefused::Target(quorate_engine::ConfigError::new(format!(
+                "to: {} is not connected to {}; it could not take over",
+                py_str(to),
+                py_str(&self.cfg.engine.id)
+            ))));
+        }
+        match self.engine.transfer_leadership(self.clock.now(), to) {
+            Ok(outputs) => {
+                self.act(outputs);
+                Ok(())
+            }
+            Err(TransferError::NotLeader) => Err(TransferRefused::NotLeader),
+            Err(e @ TransferError::UnknownPeer(_)) => {
+                Err(TransferRefused::Target(quorate_engine::ConfigError::new(format!("to: {e}"))))
             }
         }
     }
@@ -247,7 +239,7 @@ impl Driver {
         }
         if !self.engine.plausible(&message) {
             let why = Rejection::ImplausibleTerm { ours: self.engine.term(), theirs: message.term() };
-            return refused(&self.shared, &self.cfg.engine.id, &from, &why);
+            return self.shared.refuse(&self.cfg.engine.id, &from, &why);
         }
         self.shared.bump(&self.shared.counters.messages_received);
         let now = Instant::now();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use quorate_engine::{EventKind, NodeId, Timing};
 
-use super::shared::{EventRecord, PeerInfo};
+use super::record::{EventRecord, PeerInfo};
 
 /// Upper bounds (seconds) of the tenure histogram's buckets; a last bucket takes the rest.
 pub const TENURE_BUCKETS: [f64; 8] = [1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 86400.0];

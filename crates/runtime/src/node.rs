@@ -4,45 +4,28 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::command::{Command, FaultCommand, Outbox, TransferRefused};
+use super::config::NodeConfig;
 use super::driver::Driver;
 use super::durable::{DurableError, DurableState};
-use super::shared::{PeerInfo, Shared};
+use super::record::PeerInfo;
+use super::shared::{Health, Shared};
 use super::transport::{accept_loop, Dialer};
-use super::wire::{Auth, Group};
-use quorate_engine::faults::Peers;
-use quorate_engine::{Config, DemoteReason, HardState, Message, NodeId, TransferError};
+use super::wire::Auth;
+use quorate_engine::{DemoteReason, HardState, NodeId};
 
 /// Messages waiting for the engine; when it is paused or slow, more are dropped, as a full socket
 /// buffer would.
 const INBOX: usize = 1024;
 /// Messages waiting for one peer's connection.
 const OUTBOX: usize = 256;
-
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    pub engine: Config,
-    /// "host:port" of every member, this node included.
-    pub addresses: BTreeMap<NodeId, String>,
-    pub bind: String,
-    pub data_dir: Option<PathBuf>,
-    pub secret: Option<Vec<u8>>,
-    pub cluster: String,
-}
-
-impl NodeConfig {
-    /// What a peer must share with this node to be let in.
-    pub fn group(&self) -> Group {
-        Group { cluster: self.cluster.clone(), algorithm: self.engine.algorithm.name().to_string() }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -51,47 +34,6 @@ pub enum StartError {
     #[error(transparent)]
     Durable(#[from] DurableError),
 }
-
-/// A fault request from the outside (Python's `node.faults`).
-#[derive(Debug, Clone)]
-pub enum FaultCommand {
-    /// Cut every link of this node (its own layer of cuts).
-    Isolate,
-    Partition(Vec<NodeId>),
-    Drop {
-        rate: f64,
-        peers: Peers,
-    },
-    Delay {
-        delay: Duration,
-        jitter: Duration,
-        peers: Peers,
-    },
-    Duplicate {
-        rate: f64,
-        peers: Peers,
-    },
-    Pause,
-    Resume,
-    ClockRate(f64),
-    /// Makes the engine's task panic: only for tests of what a node does when that happens.
-    InjectPanic,
-    /// The peers a group partition puts on the other side (LocalCluster.partition).
-    GroupPartition(Vec<NodeId>),
-    /// Undo the group partition only.
-    Heal,
-    /// Clear every fault (`node.faults.heal()` in Python).
-    Clear,
-}
-
-pub(super) enum Command {
-    Stop { graceful: bool, done: oneshot::Sender<()> },
-    Resign { done: std::sync::mpsc::Sender<bool> },
-    Transfer { to: NodeId, done: std::sync::mpsc::Sender<Result<(), TransferError>> },
-    Fault { fault: FaultCommand, done: std::sync::mpsc::Sender<Result<(), quorate_engine::ConfigError>> },
-}
-
-pub(super) type Outbox = mpsc::Sender<(Instant, Message)>;
 
 /// A started node. Dropping it without `stop` or `crash` stops it abruptly.
 pub struct RunningNode {
@@ -158,9 +100,11 @@ impl NodeHandle {
         self.command(|done| Command::Resign { done }, Duration::from_secs(5)).unwrap_or(false)
     }
 
-    pub fn transfer_leadership(&self, to: &str) -> Result<(), TransferError> {
+    /// Hands leadership to `to`: `Target` if `to` breaks the transfer-target rule or is not
+    /// connected, `NotLeader` if this node does not lead (or does not answer).
+    pub fn transfer_leadership(&self, to: &str) -> Result<(), TransferRefused> {
         self.command(|done| Command::Transfer { to: to.to_string(), done }, Duration::from_secs(5))
-            .unwrap_or(Err(TransferError::NotLeader))
+            .unwrap_or(Err(TransferRefused::NotLeader))
     }
 
     pub fn fault(&self, fault: FaultCommand) -> Result<(), quorate_engine::ConfigError> {
@@ -246,7 +190,7 @@ impl RunningNode {
         if self.shared.failure().is_none() {
             self.shared.end_run(DemoteReason::Stopped);
         } else {
-            self.shared.publish(|s| s.health = super::shared::Health::Stopped);
+            self.shared.publish(|s| s.health = Health::Stopped);
         }
         finished
     }

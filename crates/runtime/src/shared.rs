@@ -9,42 +9,16 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use super::log_limit::LogLimiter;
+use super::log_limit::{suppressed_note, LogLimiter};
 use super::monitor::Monitor;
-use quorate_engine::{DemoteReason, EventKind, HardState, NodeId, Role, RoundTrip, Term, VoteCounts};
+use super::record::{EventRecord, PeerInfo};
+use super::wire::Rejection;
+use quorate_engine::{DemoteReason, EventKind, HardState, NodeId, Role, Term, VoteCounts};
 
 /// Events waiting for the dispatcher thread; past this they are dropped and counted.
 const MAX_PENDING_EVENTS: usize = 65_536;
-
-/// One event as the node saw it, stamped on the shared monotonic clock and the wall clock.
-#[derive(Debug, Clone)]
-pub struct EventRecord {
-    pub kind: EventKind,
-    pub term: Term,
-    pub leader: Option<NodeId>,
-    pub fencing_token: Option<Term>,
-    pub reason: Option<DemoteReason>,
-    pub at: Instant,
-    pub wall: SystemTime,
-}
-
-impl EventRecord {
-    pub fn new(kind: EventKind, term: Term, leader: Option<NodeId>, reason: Option<DemoteReason>) -> EventRecord {
-        let fencing_token = matches!(kind, EventKind::Elected | EventKind::Demoted).then_some(term);
-        EventRecord { kind, term, leader, fencing_token, reason, at: Instant::now(), wall: SystemTime::now() }
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct PeerInfo {
-    pub address: String,
-    pub connected: bool,
-    pub last_contact: Option<Instant>,
-    /// Round-trip time while this node leads (raft), in real seconds; None otherwise.
-    pub round_trip: Option<RoundTrip>,
-}
 
 /// Whether the node can do its job: `Degraded` while it cannot make its state durable (it then
 /// neither votes nor campaigns), `Stopped` when it does not run.
@@ -230,6 +204,16 @@ impl Shared {
 
     pub fn bump(&self, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refused frame or handshake by reason, and logs it with the peer's address at most
+    /// once per window per address (`me` names this node in the log line).
+    pub fn refuse(&self, me: &str, peer_address: &str, why: &Rejection) {
+        self.counters.reject(why.reason());
+        let admitted = self.auth_log.lock().expect("auth log lock").admit(peer_address, Instant::now());
+        if let Some(suppressed) = admitted {
+            log::warn!("{me}: refused a frame from {peer_address}: {why}{}", suppressed_note(suppressed));
+        }
     }
 
     /// Changes the snapshot and wakes every waiter.

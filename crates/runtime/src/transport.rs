@@ -15,8 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::Framed;
 
 use super::admission::{Admission, Admitted, MAX_HANDSHAKING, MAX_HANDSHAKING_PER_SOURCE};
-use super::log_limit::suppressed_note;
-use super::node::NodeConfig;
+use super::config::NodeConfig;
 use super::shared::Shared;
 use super::wire::{self, Auth, Group, Rejection};
 use quorate_engine::{Message, NodeId};
@@ -121,7 +120,7 @@ impl Drop for Registered<'_> {
 
 impl Acceptor {
     fn refuse(&self, from: &SocketAddr, why: Rejection) {
-        refused(&self.shared, &self.cfg.engine.id, &from.ip().to_string(), &why);
+        self.shared.refuse(&self.cfg.engine.id, &from.ip().to_string(), &why);
     }
 
     /// One inbound connection: handshake, then authenticated messages into the inbox. Anything
@@ -216,16 +215,6 @@ impl Acceptor {
     }
 }
 
-/// Counts a refused frame or handshake by reason, and logs it with the peer's address at most
-/// once per address per window (a flood of bad frames must not flood the log).
-pub fn refused(shared: &Shared, me: &str, peer_address: &str, why: &Rejection) {
-    shared.counters.reject(why.reason());
-    let admitted = shared.auth_log.lock().expect("auth log lock").admit(peer_address, Instant::now());
-    if let Some(suppressed) = admitted {
-        log::warn!("{me}: refused a frame from {peer_address}: {why}{}", suppressed_note(suppressed));
-    }
-}
-
 pub struct Dialer {
     me: NodeId,
     peer: NodeId,
@@ -302,7 +291,7 @@ impl Dialer {
             _ => return Err("no welcome: the peer refused the handshake".to_string()),
         };
         let their_nonce = self.auth.check_welcome(welcome, &self.me, &self.peer, nonce).map_err(|e| {
-            refused(&self.shared, &self.me, &self.address, &e);
+            self.shared.refuse(&self.me, &self.address, &e);
             e.to_string()
         })?;
         let session = self.auth.session(&self.me, &self.peer, nonce, their_nonce);

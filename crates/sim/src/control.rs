@@ -80,16 +80,15 @@ impl Simulation {
     /// lead.
     pub fn transfer_leadership(&mut self, from: &str, to: &str) -> Result<bool, ConfigError> {
         let (node, local) = self.awake("transfer_leadership", from)?;
-        if self.index(to)? == node {
-            return Err(ConfigError::new(format!("transfer_leadership: {to:?} is the leader itself; name a peer")));
-        }
-        match self.nodes[node].engine.as_mut().expect("awake").transfer_leadership(local, to) {
+        let engine = self.nodes[node].engine.as_mut().expect("awake");
+        engine.config().transfer_target(to)?;
+        match engine.transfer_leadership(local, to) {
             Ok(outputs) => {
                 self.apply(node, outputs);
                 Ok(true)
             }
             Err(TransferError::NotLeader) => Ok(false),
-            Err(e @ TransferError::UnknownPeer(_)) => Err(ConfigError::new(format!("transfer_leadership: {e}"))),
+            Err(e @ TransferError::UnknownPeer(_)) => Err(ConfigError::new(format!("to: {e}"))),
         }
     }
 

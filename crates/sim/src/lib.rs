@@ -98,8 +98,8 @@ pub struct Simulation {
 
 impl Simulation {
     pub fn new(cfg: SimConfig) -> Result<Simulation, ConfigError> {
+        // Timing is checked once, by `Config::new` as each node boots below.
         let members = quorate_engine::config::validate_members(cfg.members.clone())?;
-        cfg.timing.validate()?;
         let (lo, hi) = cfg.latency;
         if lo > hi {
             return Err(ConfigError::new("latency: min must not exceed max"));
@@ -509,7 +509,7 @@ impl Simulation {
         let seed = mix(self.cfg.seed, (node as u64) << 32 | n.boots);
         n.boots += 1;
         let cfg = Config::new(n.id.clone(), self.cfg.members.clone(), self.cfg.timing.clone(), seed)?
-            .with_algorithm(self.cfg.algorithm)?
+            .with_algorithm(self.cfg.algorithm)
             .with_priorities(self.cfg.priorities.clone())?
             .with_bully_preempt(self.cfg.bully_preempt);
         let mut engine = Engine::new(cfg, n.hard.clone());

@@ -209,7 +209,7 @@ def test_core_now_is_checked(now):
 
 # ----- check_timeout: every Python-side timeout= argument -----------------------------------------
 
-from quorate._validate import check_timeout  # noqa: E402
+from quorate._core import seconds_or_none as check_timeout  # noqa: E402
 
 
 @pytest.mark.parametrize("value", [NAN, INF, -INF, -1, -0.5, "1", True, False, b"1", [1.0], 10**400])

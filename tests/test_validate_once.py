@@ -57,7 +57,7 @@ def _stub_defaults(class_name: str) -> dict:
     return {name: ast.literal_eval(node) for name, node in named.items()}
 
 
-@pytest.mark.parametrize("class_name", ["Core", "Simulation"])
+@pytest.mark.parametrize("class_name", ["Core", "_Simulation"])
 def test_stub_defaults_are_the_engines(class_name):
     defaults = _stub_defaults(class_name)
     for name in TIMING_PARAMS:
@@ -160,11 +160,6 @@ def test_a_secret_of_min_secret_bytes_is_accepted():
 
 
 # The members rule: a count of 1 to MAX_MEMBERS, or a list of that many ids; a bool is no count.
-# LocalCluster asks `_core.member_ids` once cluster.py stops applying a rule of its own; until
-# then its cases below are expected to fail (strict: they report when that changes).
-LOCAL_CLUSTER_OWN_RULE = pytest.mark.xfail(
-    strict=True, reason="cluster.py still applies its own members rule; use _core.member_ids"
-)
 
 
 MEMBERS_CASES = [
@@ -176,20 +171,12 @@ MEMBERS_CASES = [
     ("empty-list", [], "members: a group needs at least one member"),
     ("too-long-a-list", [f"m{i}" for i in range(1025)], "members: a group has at most 1024 members, got 1025"),
 ]
-# Where cluster.py's own rule answers first (too many members already reach Node's rule).
-CLUSTER_RULE_DIFFERS = {"bool", "bool-false", "zero", "negative", "empty-list"}
 
 
 @pytest.mark.parametrize(
     "entry, members, expected",
     [
-        pytest.param(
-            entry,
-            members,
-            expected,
-            id=f"{entry}-{name}",
-            marks=[LOCAL_CLUSTER_OWN_RULE] if entry == "LocalCluster" and name in CLUSTER_RULE_DIFFERS else [],
-        )
+        pytest.param(entry, members, expected, id=f"{entry}-{name}")
         for entry in ["member_ids", "Simulation", "Core", "LocalCluster"]
         for name, members, expected in MEMBERS_CASES
     ],

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable, List, Optional, Tuple, TypeVar
 
-from ._validate import check_timeout
+from ._core import seconds_or_none as check_timeout
 from .errors import NodeStoppedError
 
 if TYPE_CHECKING:  # pragma: no cover

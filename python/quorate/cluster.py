@@ -19,8 +19,8 @@ import warnings
 import weakref
 from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Set, Union
 
-from ._core import Event, _group_partition
-from ._validate import check_timeout
+from ._core import Event, _group_partition, member_ids
+from ._core import seconds_or_none as check_timeout
 from .errors import ConfigError, QuorateError, SubscriptionClosed
 from .faults import FaultWindow
 from .node import Node
@@ -109,14 +109,7 @@ class LocalCluster:
         data_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
         **node_options: Any,
     ) -> None:
-        if isinstance(members, int):
-            if members < 1:
-                raise ConfigError(f"members: a cluster needs at least 1 member, got {members}")
-            ids = [f"n{i}" for i in range(1, members + 1)]
-        elif isinstance(members, str):
-            raise ConfigError("members: a count or a sequence of node ids, not a string")
-        else:
-            ids = list(members)
+        ids = member_ids(members)
         self.nodes: Dict[str, Node] = {}
         self._tmp: Optional[str] = None
         if data_dir is None:

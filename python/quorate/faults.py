@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from ._validate import check_timeout
+from ._core import seconds_or_none as check_timeout
 from .errors import ConfigError
 from .protocol import Cluster
 

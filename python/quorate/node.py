@@ -22,9 +22,9 @@ import warnings
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from ._core import DEFAULT_TIMING, Event, _NodeCore, _write_unraisable
+from ._core import seconds_or_none as check_timeout
 from ._logs import ensure_log_forwarder
 from ._process import live_nodes
-from ._validate import check_timeout
 from ._wait import Waiting
 from .errors import ConfigError, NotLeaderError
 from .faults import Faults
@@ -112,22 +112,11 @@ class Node(Waiting):
         on_leader_change: Optional[Callback] = None,
         seed: Optional[int] = None,
     ) -> None:
-        if not isinstance(members, Mapping):
-            raise ConfigError("members: expected a mapping of node id to 'host:port'")
-        if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
-            raise ConfigError(f"priority: must be an int, got {priority!r}")
-        if priorities is not None:
-            if not isinstance(priorities, Mapping):
-                raise ConfigError("priorities: expected a mapping of node id to int")
-            for key, value in priorities.items():
-                if not isinstance(value, int) or isinstance(value, bool):
-                    raise ConfigError(f"priorities: the priority of {key!r} must be an int, got {value!r}")
-            priorities = dict(priorities)
         for name, cb in (("on_elected", on_elected), ("on_demoted", on_demoted), ("on_leader_change", on_leader_change)):
             _check_callback(name, cb)
         self._core = _NodeCore(
             node_id,
-            dict(members),
+            members,
             bind=bind,
             algorithm=algorithm,
             election_timeout=election_timeout,
@@ -154,7 +143,6 @@ class Node(Waiting):
                 stacklevel=2,
             )
         self._algorithm = algorithm
-        self._priority = priority if priority is not None else (priorities or {}).get(node_id, 0)
         self._on_elected = on_elected
         self._on_demoted = on_demoted
         self._on_leader_change = on_leader_change
@@ -261,7 +249,7 @@ class Node(Waiting):
     @property
     def priority(self) -> int:
         """This node's priority: the bully and ring rank is (priority, node_id); raft ignores it."""
-        return self._priority
+        return self._core.priority
 
     @property
     def role(self) -> str:
@@ -410,15 +398,8 @@ class Node(Waiting):
         did not become leader within `timeout` seconds."""
         self._check_process()
         check_timeout("timeout", timeout)
-        if to == self.node_id:
-            raise ConfigError(f"to: {to!r} is this node itself; name a peer")
-        if to not in self.members:
-            raise ConfigError(f"to: {to!r} is not a member (members: {sorted(self.members)})")
         if not self._core.running:
             raise NotLeaderError(f"{self.node_id!r} is not running")
-        peer = self.status().peers.get(to)
-        if peer is not None and not peer.connected:
-            raise ConfigError(f"to: {to!r} is not connected to {self.node_id!r}; it could not take over")
         self._core.transfer_leadership(to)
         self._wait_until(lambda: True if self.leader == to else None, timeout, f"{to!r} did not become leader")
 

@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 import pytest
 
 from . import protocol
-from ._validate import check_timeout
+from ._core import seconds_or_none as check_timeout
 from .cluster import FaultWindow, LocalCluster
 from .errors import ConfigError
 from .node import Node

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from typing import Union
 
+from ._core import MIN_SECRET_BYTES  # the runtime's rule (NodeConfig::new)
 from .errors import ConfigError
 
 __all__ = ["read_secret", "MIN_SECRET_BYTES", "MAX_SECRET_FILE_BYTES"]
 
-#: The shortest secret a Node accepts.
-MIN_SECRET_BYTES = 16
 #: A longer file is refused rather than read whole (``/dev/zero`` or a wrong path must not hang).
 MAX_SECRET_FILE_BYTES = 64 * 1024
 

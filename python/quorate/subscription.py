@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Deque, Iterator, List, Optional, Tuple
 
 from ._core import Event
-from ._validate import check_timeout
+from ._core import seconds_or_none as check_timeout
 from ._wait import next_wait, resolve
 from .errors import SubscriptionClosed
 

@@ -94,11 +94,11 @@ def one_way_unavailable_reason() -> Optional[str]:
     probe = f"{PREFIX}-{os.getpid()}-tcprobe"
     try:
         run("ip", "netns", "add", probe)
-        run("ip", "-n", probe, "link", "add", "a", "type", "veth", "peer", "name", "b")
-        run("ip", "-n", probe, "link", "add", "d", "type", "veth", "peer", "name", "e")
-        run("tc", "-n", probe, "qdisc", "add", "dev", "a", "clsact")
-        run("tc", "-n", probe, "filter", "add", "dev", "a", "egress", "protocol", "ip", "u32",
-            "match", "ip", "dst", "10.1.2.3/32", "action", "mirred", "egress", "redirect", "dev", "d")
+        run("ip", "-n", probe, "link", "add", "qa", "type", "veth", "peer", "name", "qb")
+        run("ip", "-n", probe, "link", "add", "qd", "type", "veth", "peer", "name", "qe")
+        run("tc", "-n", probe, "qdisc", "add", "dev", "qa", "clsact")
+        run("tc", "-n", probe, "filter", "add", "dev", "qa", "egress", "protocol", "ip", "u32",
+            "match", "ip", "dst", "10.1.2.3/32", "action", "mirred", "egress", "redirect", "dev", "qd")
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
         return f"tc clsact + u32 + mirred does not work here (and no iptables/nft): {e}"
     finally:
@@ -412,12 +412,13 @@ class NetnsGroup(chaos.Group):
 
     def stop(self, i: str) -> None:
         super().stop(i)
-        self.pauses[i].append((time.monotonic(), float("inf")))
+        self.pauses[i].append((time.monotonic(), float("inf")))  # after the signal: frozen by then
 
     def cont(self, i: str) -> None:
+        sent = time.monotonic()  # before the signal: the node's next event is stamped after it
         super().cont(i)
         s, _ = self.pauses[i][-1]
-        self.pauses[i][-1] = (s, time.monotonic())
+        self.pauses[i][-1] = (s, sent)
 
     def shutdown(self) -> None:
         for i, p in self.procs.items():
@@ -469,8 +470,13 @@ def lease_overlaps(group: NetnsGroup, lease: float, slack: float) -> Tuple[List[
             worst = max(worst, overlap)
             if overlap > slack:
                 bad.append(f"leaderships overlap by {overlap * 1000:.1f} ms: {n1} term {t1} [{s1:.3f}, {e1:.3f}] "
-                           f"and {n2} term {t2} [{s2:.3f}, {e2:.3f}]")
+                           f"and {n2} term {t2} [{s2:.3f}, {e2:.3f}] (SIGSTOP/SIGCONT of {n1}: {fmt(group.pauses.get(n1))}, "
+                           f"of {n2}: {fmt(group.pauses.get(n2))})")
     return bad, worst, len(intervals)
+
+
+def fmt(pauses: Optional[List[Tuple[float, float]]]) -> str:
+    return ", ".join(f"[{a:.3f}, {b:.3f}]" for a, b in pauses or []) or "none"
 
 
 def cap(group: NetnsGroup, node: str, start: float, end: float, lease: float) -> float:

@@ -55,9 +55,10 @@ CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/var/run/netns"
 
 
-def run(*args: str, check: bool = True, timeout: float = 10.0) -> subprocess.CompletedProcess:
+def run(*args: str, check: bool = True, timeout: float = 10.0, stdin: Optional[str] = None) -> subprocess.CompletedProcess:
     """One `ip`/`tc` command, bounded; raises with its stderr when `check` and it fails."""
-    p = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    p = subprocess.run(list(args), input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout)
     if check and p.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({p.returncode}): {p.stderr.strip()}")
     return p
@@ -107,13 +108,21 @@ def one_way_unavailable_reason() -> Optional[str]:
 
 
 def remove_stale() -> List[str]:
-    """Removes namespaces of this harness's prefix whose run (pid) is gone; returns their names."""
+    """Removes namespaces of this harness's prefix whose run (pid) is gone, and any process still
+    in them; returns their names."""
     removed = []
     p = run("ip", "netns", "list", check=False)
     for line in p.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         m = re.match(rf"^{PREFIX}-(\d+)-", name)
         if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            # A run killed outright (SIGKILL, OOM) leaves its node processes running in its
+            # namespaces: only this harness starts processes there, so they go too.
+            for pid in run("ip", "netns", "pids", name, check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
             run("ip", "netns", "del", name, check=False)
             removed.append(name)
     return removed
@@ -305,11 +314,16 @@ class Net:
     def attach(self, i: str, br: str = "br0") -> None:
         self._op("ip", "-n", self.hub, "link", "set", f"v{self.index[i]}", "master", br)
 
+    def hub_batch(self, lines: Sequence[str]) -> None:
+        """Several link changes in the hub by one `ip -batch`: they land within a millisecond or so,
+        not one process start apart."""
+        if lines:
+            run("ip", "-n", self.hub, "-batch", "-", stdin="\n".join(lines) + "\n")
+            self.ops += len(lines)
+
     def split(self, side_b: Iterable[str]) -> None:
         """The nodes of `side_b` on br1, the others stay on br0: neither side reaches the other."""
-        for i in side_b:
-            self.attach(i, "br1")
-        self.flush_neighbours()
+        self.hub_batch([f"link set v{self.index[i]} master br1" for i in side_b])
 
     def bridge(self, side_b: Sequence[str], via: str) -> None:
         """`side_b` on br1, the rest on br0, and `via` on both: it reaches everyone, the sides do
@@ -320,7 +334,6 @@ class Net:
         for i in side_b:
             self._op("ip", "-n", ns, "route", "replace", f"{self.addr[i]}/32", "dev", "eth1", "src", self.addr[via])
         self.bridged = via
-        self.flush_neighbours()
 
     def drop(self, src: str, dsts: Iterable[str]) -> None:
         """One-way loss: every IPv4 packet from `src` to each of `dsts` is dropped (the reverse
@@ -330,22 +343,26 @@ class Net:
                      "match", "ip", "dst", f"{self.addr[d]}/32", "action", "mirred", "egress", "redirect", "dev", "drop0")
 
     def heal(self) -> None:
-        """Every link up, every node on br0, no second veth in use, no drop filter."""
+        """Every link up, every node on br0, no second veth in use, no drop filter.
+
+        Ordered so that no path that works during the fault breaks on the way back (a heal that
+        cut the bridge node off for a moment would depose a healthy leader): every hub-side veth
+        moves to br0 in one batch, the bridge node's second veth with them (it has eth0's MAC and
+        address, so it is a second port to the same host there), then its eth1 goes down and its
+        veth back to br1. Every MAC and address stays as it was, so no neighbour entry goes stale."""
         for i in self.ids:
-            ns, k = self.ns[i], self.index[i]
-            run("ip", "-n", ns, "link", "set", "eth0", "up")
-            run("ip", "-n", self.hub, "link", "set", f"v{k}", "master", "br0")
             if self.one_way:
-                run("tc", "-n", ns, "filter", "del", "dev", "eth0", "egress", check=False)
+                run("tc", "-n", self.ns[i], "filter", "del", "dev", "eth0", "egress", check=False)
+            run("ip", "-n", self.ns[i], "link", "set", "eth0", "up")
+        lines = [f"link set v{self.index[i]} master br0" for i in self.ids]
+        if self.bridged is not None:
+            lines.append(f"link set w{self.index[self.bridged]} master br0")
+        self.hub_batch(lines)
         if self.bridged is not None:
             run("ip", "-n", self.ns[self.bridged], "link", "set", "eth1", "down")  # its host routes go with it
+            run("ip", "-n", self.hub, "link", "set", f"w{self.index[self.bridged]}", "master", "br1")
             self.bridged = None
         self.ops += 1
-        self.flush_neighbours()
-
-    def flush_neighbours(self) -> None:
-        for i in self.ids:
-            run("ip", "-n", self.ns[i], "neigh", "flush", "all", check=False)
 
 
 def open_text(ns: str, dev: str) -> str:
@@ -542,6 +559,7 @@ class NetnsChaos(chaos.Chaos):
         self.leader_kept = 0
         self.leader_moved = 0
         self.bridge_terms: List[int] = []  # terms that passed while a bridge shape held
+        self.recovery_by_kind: Dict[str, List[float]] = {}  # heal -> one leader agreed by all, seconds
 
     def _terms(self) -> int:
         with self.observer._cond:
@@ -551,7 +569,10 @@ class NetnsChaos(chaos.Chaos):
         """Heals the network, then waits for one leader agreed by every node (Chaos.settle: the
         time from the heal to that agreement goes to report.recoveries)."""
         self.net.heal()
+        before = len(self.report.recoveries)
         self.settle(what)
+        if len(self.report.recoveries) > before:
+            self.recovery_by_kind.setdefault(what, []).append(round(self.report.recoveries[-1], 3))
 
     def inject(self, kind: str) -> None:
         if kind not in NET_KINDS:

@@ -80,7 +80,8 @@ def run_faults(tmp_path, kinds: Dict[str, float], seconds: float, seed: int, nam
         "leader_changes": report.logs.leader_changes, "demoted": dict(report.logs.demoted_reasons),
         "failover_ms": ms(report.failovers), "recovery_ms": ms(report.recoveries),
         "leader_kept": schedule.leader_kept, "leader_moved": schedule.leader_moved,
-        "terms_during_bridge": schedule.bridge_terms, "lease_intervals": intervals,
+        "terms_during_bridge": schedule.bridge_terms,
+        "recovery_by_kind": schedule.recovery_by_kind, "lease_intervals": intervals,
         "largest_overlap_ms": round(worst * 1000, 2), "reads": report.reads, "net_ops": net.ops,
         "violations": len(report.violations) + len(overlaps),
     }
@@ -169,9 +170,15 @@ def test_stale_namespaces_of_a_dead_run_are_removed(netns_ok):
     dead.wait()
     name = f"{nh.PREFIX}-{dead.pid}-stale-n1"
     nh.run("ip", "netns", "add", name)
+    orphan = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", "import time; time.sleep(60)"])
     try:
+        time.sleep(0.3)
         assert name in nh.remove_stale()
+        assert orphan.wait(10) == -9  # a node a killed run left behind is killed with its namespace
     finally:
+        if orphan.poll() is None:
+            orphan.kill()
+            orphan.wait(10)
         nh.run("ip", "netns", "del", name, check=False)
     assert name not in nh.run("ip", "netns", "list").stdout
 

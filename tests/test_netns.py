@@ -209,3 +209,12 @@ def test_the_interval_check_sees_overlapping_leaderships(tmp_path):
     G.pauses["a"] = [(2.0, 2.9)]  # a frozen at 2.0: its lease was gone by 2.1425
     bad, worst, n = nh.lease_overlaps(G, 0.1425, 0.02)
     assert bad == [] and worst == 0.0, bad
+    # Frozen at 2.4: the end 2.5425 is an upper bound (the lease ran from the last acked round,
+    # up to a heartbeat interval before the freeze), so 42.5 ms past it is not proof of overlap...
+    G.pauses["a"] = [(2.4, 2.9)]
+    bad, worst, n = nh.lease_overlaps(G, 0.1425, 0.02, heartbeat=0.05)
+    assert bad == [] and abs(worst - 0.0425) < 1e-9, bad
+    # ... but 92.5 ms is.
+    G.pauses["a"] = [(2.45, 2.9)]
+    bad, worst, n = nh.lease_overlaps(G, 0.1425, 0.02, heartbeat=0.05)
+    assert len(bad) == 1 and abs(worst - 0.0925) < 1e-9, bad

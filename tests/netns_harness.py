@@ -29,8 +29,10 @@ http://127.0.0.1:<port>/status, reads nodes in namespaces unchanged.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import os
+import random
 import re
 import secrets
 import select
@@ -417,7 +419,6 @@ class NetnsGroup(chaos.Group):
         self.ends = {}
         self.started_at = {}
         self.unexpected_exits = []
-        import collections
         self.signals = collections.Counter()
         self.kill_times: Dict[Tuple[str, int], float] = {}
         self.pauses: Dict[str, List[Tuple[float, float]]] = {i: [] for i in self.ids}  # (SIGSTOP, SIGCONT)
@@ -555,7 +556,6 @@ class NetnsChaos(chaos.Chaos):
     bridge shape held."""
 
     def __init__(self, cfg: chaos.ChaosConfig, root: str, command: str, net: Net) -> None:  # noqa: D107
-        import random
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
         self.net = net

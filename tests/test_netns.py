@@ -15,7 +15,8 @@ majority, by the majority side within 30 s.
 Needs root and `ip netns` (skipped with the reason otherwise); one-way loss also needs tc's u32
 classifier and mirred action. Default length ~2.5 minutes: six fault families for ~10 s each and a
 random schedule of all of them for QUORATE_NETNS_SECONDS (default 45); QUORATE_NETNS_SEED picks
-the schedule. Each run's figures are appended, as one JSON line per test, to the file named by
+the schedules' draws (each test adds its own offset; which node a fault hits depends on who leads
+at the time, so a replay is close, not exact). Each run's figures are appended, as one JSON line per test, to the file named by
 QUORATE_NETNS_REPORT when it is set (RELIABILITY.md's numbers come from there).
 """
 
@@ -64,7 +65,7 @@ def run_faults(tmp_path, kinds: Dict[str, float], seconds: float, seed: int, nam
     cfg = nh.chaos.ChaosConfig(seconds=seconds, seed=seed, root=str(tmp_path), recover_bound=RECOVER_BOUND,
                                start_bound=60.0, kinds=kinds, hold=(0.5, 2.0), gap=(0.2, 1.0),
                                election_timeout=ELECTION_TIMEOUT, log=lines.append)
-    command = (f"QUORATE_NETNS_SEED={seed} QUORATE_NETNS_SECONDS={SECONDS:g} "
+    command = (f"QUORATE_NETNS_SEED={SEED} QUORATE_NETNS_SECONDS={SECONDS:g} "  # each test adds its offset
                f"pytest tests/test_netns.py -k {name}")
     net = Net(5, one_way=one_way)
     with net:

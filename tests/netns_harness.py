@@ -21,6 +21,10 @@ whose pid is gone (a crashed run) are removed by the next run. Faults are link s
   drop0 (a veth whose peer is down, so the kernel drops them). This host's kernel has neither
   netem nor the gact "drop" action nor iptables/nft binaries; u32 + mirred is what works.
 
+A heal puts everything back in one `ip -batch` (see Net.heal: a heal applied link by link can
+cut a working path for a moment and depose a healthy leader). Every MAC and address stays fixed
+(eth1 carries eth0's MAC), so no neighbour entry ever goes stale.
+
 The test process reaches each namespace's status server through a forwarder: a thread listening
 on 127.0.0.1 in the test's own namespace that opens every upstream socket inside the node's
 namespace (setns(2) on that thread only). So benches/chaos.py's observer, which reads

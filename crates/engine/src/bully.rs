@@ -57,10 +57,11 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
+use super::coordinator::Coordinator;
 use super::leadership::{abstention, next_epoch, Leadership};
 use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
 use super::outbox::random_timeout;
-use super::{Role, State, TransferError};
+use super::Role;
 
 #[derive(Debug, Clone)]
 pub struct Bully {
@@ -91,52 +92,8 @@ impl Bully {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
-    pub fn role(&self) -> Role {
-        self.lead.role()
-    }
-
-    /// The highest epoch seen (the coordinator's own epoch while it coordinates).
-    pub fn term(&self) -> Term {
-        self.lead.term()
-    }
-
-    pub fn leader(&self) -> Option<&NodeId> {
-        self.lead.leader()
-    }
-
-    pub fn hard_state(&self) -> HardState {
-        HardState { term: self.lead.term(), voted_for: None }
-    }
-
-    pub fn lease_expiry(&self) -> Option<Duration> {
-        self.lead.lease_expiry()
-    }
-
-    pub fn state(&self) -> State {
-        self.lead.state(None)
-    }
-
-    /// Coordinator and inside its lease (a peer acknowledged a recent round) at `now`.
-    pub fn is_leader(&self, now: Duration) -> bool {
-        self.lead.is_leader(now)
-    }
-
-    /// The epoch, while `is_leader`: unique to this leadership and above every epoch this node saw.
-    pub fn fencing_token(&self, now: Duration) -> Option<Term> {
-        self.lead.fencing_token(now)
-    }
-
     pub fn next_deadline(&self) -> Option<Duration> {
         self.lead.next_deadline(Some(self.cfg.timing.election_timeout.0), self.deadline)
-    }
-
-    /// Bully messages only, with an epoch at most `MAX_TERM_AHEAD` beyond ours (see raft).
-    pub fn plausible(&self, message: &Message) -> bool {
-        message.algorithm() == Algorithm::Bully && self.lead.plausible_term(message.term())
     }
 
     // ----- inputs -----------------------------------------------------------------------------
@@ -149,51 +106,6 @@ impl Bully {
             _ => self.tick_follower(now),
         }
         self.take_outputs()
-    }
-
-    pub fn step(&mut self, now: Duration, from: &str, message: Message) -> Vec<Output> {
-        let now = self.advance(now);
-        if from != self.cfg.id && self.cfg.members.iter().any(|m| m == from) && self.plausible(&message) {
-            self.step_message(now, from, message);
-        }
-        self.take_outputs()
-    }
-
-    /// Starts an election now (nothing on a coordinator).
-    pub fn campaign(&mut self, now: Duration) -> Vec<Output> {
-        let now = self.advance(now);
-        if self.lead.role() != Role::Leader {
-            self.abstain_until = None;
-            self.start_election(now);
-        }
-        self.take_outputs()
-    }
-
-    /// A coordinator steps down (`Resigned`) and keeps out of the next election.
-    pub fn resign(&mut self, now: Duration) -> Vec<Output> {
-        let now = self.advance(now);
-        self.step_aside(now, DemoteReason::Resigned);
-        self.take_outputs()
-    }
-
-    /// A graceful stop: as `resign`, with reason `Stopped`.
-    pub fn shut_down(&mut self, now: Duration) -> Vec<Output> {
-        let now = self.advance(now);
-        self.step_aside(now, DemoteReason::Stopped);
-        self.take_outputs()
-    }
-
-    /// As `resign`: Bully picks the next coordinator by rank, so `to` is only checked to be a peer.
-    pub fn transfer_leadership(&mut self, now: Duration, to: &str) -> Result<Vec<Output>, TransferError> {
-        if to == self.cfg.id || !self.cfg.members.iter().any(|m| m == to) {
-            return Err(TransferError::UnknownPeer(to.to_string()));
-        }
-        if !self.lead.leads(now) {
-            return Err(TransferError::NotLeader);
-        }
-        let now = self.advance(now);
-        self.step_aside(now, DemoteReason::Resigned);
-        Ok(self.take_outputs())
     }
 
     // ----- timers -----------------------------------------------------------------------------
@@ -442,5 +354,41 @@ impl Bully {
     /// COORDINATOR that announces it leaves the node.
     fn take_outputs(&mut self) -> Vec<Output> {
         self.lead.take_outputs(None, &self.cfg.id)
+    }
+}
+
+impl Coordinator for Bully {
+    fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn lead(&self) -> &Leadership {
+        &self.lead
+    }
+
+    fn advance(&mut self, now: Duration) -> Duration {
+        Bully::advance(self, now)
+    }
+
+    /// Bully messages only, with an epoch at most `MAX_TERM_AHEAD` beyond ours (see raft).
+    fn plausible(&self, message: &Message) -> bool {
+        message.algorithm() == Algorithm::Bully && self.lead.plausible_term(message.term())
+    }
+
+    fn step_message(&mut self, now: Duration, from: &str, message: Message) {
+        Bully::step_message(self, now, from, message)
+    }
+
+    fn start_election_now(&mut self, now: Duration) {
+        self.abstain_until = None;
+        self.start_election(now);
+    }
+
+    fn step_aside(&mut self, now: Duration, why: DemoteReason) {
+        Bully::step_aside(self, now, why)
+    }
+
+    fn take_outputs(&mut self) -> Vec<Output> {
+        Bully::take_outputs(self)
     }
 }

@@ -29,6 +29,7 @@
 
 pub mod bully;
 pub mod config;
+mod coordinator;
 pub mod faults;
 mod leadership;
 pub mod limits;
@@ -50,6 +51,7 @@ mod ring_tests;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 
+use coordinator::Coordinator;
 use std::time::Duration;
 
 pub use bully::Bully;

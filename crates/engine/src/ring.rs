@@ -40,11 +40,12 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::config::{Algorithm, Config, NodeId};
+use super::coordinator::Coordinator;
 use super::leadership::{abstention, next_epoch, Leadership};
 use super::limits::MAX_OPEN_HOPS;
 use super::messages::{DemoteReason, EventKind, HardState, Message, Output, Term};
 use super::outbox::random_timeout;
-use super::{Role, State, TransferError};
+use super::Role;
 
 /// A message passed along the ring, waiting for its successor's `RingAck`.
 #[derive(Debug, Clone)]
@@ -93,56 +94,9 @@ impl Ring {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
-    pub fn role(&self) -> Role {
-        self.lead.role()
-    }
-
-    pub fn term(&self) -> Term {
-        self.lead.term()
-    }
-
-    pub fn leader(&self) -> Option<&NodeId> {
-        self.lead.leader()
-    }
-
-    pub fn hard_state(&self) -> HardState {
-        HardState { term: self.lead.term(), voted_for: None }
-    }
-
-    pub fn lease_expiry(&self) -> Option<Duration> {
-        self.lead.lease_expiry()
-    }
-
-    pub fn state(&self) -> State {
-        self.lead.state(None)
-    }
-
-    pub fn is_leader(&self, now: Duration) -> bool {
-        self.lead.is_leader(now)
-    }
-
-    pub fn fencing_token(&self, now: Duration) -> Option<Term> {
-        self.lead.fencing_token(now)
-    }
-
     pub fn next_deadline(&self) -> Option<Duration> {
         let own = self.lead.next_deadline(Some(self.cfg.timing.election_timeout.0), self.deadline)?;
         Some(self.hops.iter().map(|h| h.deadline).fold(own, Duration::min))
-    }
-
-    /// Ring messages only, naming members, with an epoch at most `MAX_TERM_AHEAD` beyond ours.
-    pub fn plausible(&self, message: &Message) -> bool {
-        let named_ok = match message {
-            Message::RingElection { candidate: id, .. } | Message::RingCoordinator { leader: id, .. } => {
-                self.cfg.members.contains(id)
-            }
-            _ => true,
-        };
-        message.algorithm() == Algorithm::Ring && named_ok && self.lead.plausible_term(message.term())
     }
 
     // ----- inputs -----------------------------------------------------------------------------
@@ -155,48 +109,6 @@ impl Ring {
             _ => self.tick_follower(now),
         }
         self.take_outputs()
-    }
-
-    pub fn step(&mut self, now: Duration, from: &str, message: Message) -> Vec<Output> {
-        let now = self.advance(now);
-        if from != self.cfg.id && self.cfg.members.iter().any(|m| m == from) && self.plausible(&message) {
-            self.step_message(now, from, message);
-        }
-        self.take_outputs()
-    }
-
-    pub fn campaign(&mut self, now: Duration) -> Vec<Output> {
-        let now = self.advance(now);
-        if self.lead.role() != Role::Leader {
-            self.abstain_until = None;
-            self.start_election(now);
-        }
-        self.take_outputs()
-    }
-
-    pub fn resign(&mut self, now: Duration) -> Vec<Output> {
-        let now = self.advance(now);
-        self.step_aside(now, DemoteReason::Resigned);
-        self.take_outputs()
-    }
-
-    pub fn shut_down(&mut self, now: Duration) -> Vec<Output> {
-        let now = self.advance(now);
-        self.step_aside(now, DemoteReason::Stopped);
-        self.take_outputs()
-    }
-
-    /// As `resign`: the ring picks the next coordinator by rank, `to` or not.
-    pub fn transfer_leadership(&mut self, now: Duration, to: &str) -> Result<Vec<Output>, TransferError> {
-        if to == self.cfg.id || !self.cfg.members.iter().any(|m| m == to) {
-            return Err(TransferError::UnknownPeer(to.to_string()));
-        }
-        if !self.lead.leads(now) {
-            return Err(TransferError::NotLeader);
-        }
-        let now = self.advance(now);
-        self.step_aside(now, DemoteReason::Resigned);
-        Ok(self.take_outputs())
     }
 
     // ----- timers -----------------------------------------------------------------------------
@@ -525,5 +437,47 @@ impl Ring {
 
     fn take_outputs(&mut self) -> Vec<Output> {
         self.lead.take_outputs(None, &self.cfg.id)
+    }
+}
+
+impl Coordinator for Ring {
+    fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn lead(&self) -> &Leadership {
+        &self.lead
+    }
+
+    fn advance(&mut self, now: Duration) -> Duration {
+        Ring::advance(self, now)
+    }
+
+    /// Ring messages only, naming members, with an epoch at most `MAX_TERM_AHEAD` beyond ours.
+    fn plausible(&self, message: &Message) -> bool {
+        let named_ok = match message {
+            Message::RingElection { candidate: id, .. } | Message::RingCoordinator { leader: id, .. } => {
+                self.cfg.members.contains(id)
+            }
+            _ => true,
+        };
+        message.algorithm() == Algorithm::Ring && named_ok && self.lead.plausible_term(message.term())
+    }
+
+    fn step_message(&mut self, now: Duration, from: &str, message: Message) {
+        Ring::step_message(self, now, from, message)
+    }
+
+    fn start_election_now(&mut self, now: Duration) {
+        self.abstain_until = None;
+        self.start_election(now);
+    }
+
+    fn step_aside(&mut self, now: Duration, why: DemoteReason) {
+        Ring::step_aside(self, now, why)
+    }
+
+    fn take_outputs(&mut self) -> Vec<Output> {
+        Ring::take_outputs(self)
     }
 }

@@ -2,6 +2,10 @@
 //! `quorate.Simulation.leader()`, `LocalCluster.leader()`, the pytest plugin and the demo all use
 //! it (the Python side through `quorate._core._recognised_leader`).
 
+use quorate_engine::{Engine, NodeId};
+
+use crate::{SimNode, Simulation};
+
 /// One member as the leader rule sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct MemberView<'a> {
@@ -27,6 +31,48 @@ pub fn recognised_leader<'a>(members: &[MemberView<'a>]) -> Option<&'a str> {
         .filter(|m| m.up && m.holds_lease)
         .map(|m| m.id)
         .find(|&holder| members.iter().filter(|m| m.up && m.leader == Some(holder)).count() >= needed)
+}
+
+impl Simulation {
+    /// The leader by the one rule ([`recognised_leader`]): it holds its lease and a
+    /// majority of all members, counting only live ones, follow it. Under a partition this is the
+    /// majority side's leader, whatever the minority thinks.
+    pub fn recognised_leader(&self) -> Option<&NodeId> {
+        let local = |n: &SimNode| n.clock.local(self.now);
+        if !self.nodes.iter().any(|n| n.engine.as_ref().is_some_and(|e| e.is_leader(local(n)))) {
+            return None; // the common case while running: no view to build
+        }
+        let views: Vec<MemberView<'_>> = self
+            .nodes
+            .iter()
+            .map(|n| MemberView {
+                id: &n.id,
+                up: n.engine.is_some(),
+                holds_lease: n.engine.as_ref().is_some_and(|e| e.is_leader(local(n))),
+                leader: n.engine.as_ref().and_then(Engine::leader).map(String::as_str),
+            })
+            .collect();
+        let id = recognised_leader(&views)?;
+        self.nodes.iter().find(|n| n.id == id).map(|n| &n.id)
+    }
+
+    /// The leader every live node knows, holding its lease: not "the leader" (that is
+    /// [`Simulation::recognised_leader`]) but the failover measure, the moment the last live node
+    /// has learnt of the new leader (`failover_trials`, the Figure 16 bench).
+    pub fn leader_known_to_all(&self) -> Option<&NodeId> {
+        let mut agreed: Option<&NodeId> = None;
+        for n in &self.nodes {
+            let Some(engine) = &n.engine else { continue };
+            let leader = engine.leader()?;
+            if agreed.is_some_and(|a| a != leader) {
+                return None;
+            }
+            agreed = Some(leader);
+        }
+        let leader = agreed?;
+        let node = &self.nodes[self.index(leader).ok()?];
+        node.engine.as_ref()?.is_leader(node.clock.local(self.now)).then_some(leader)
+    }
 }
 
 #[cfg(test)]

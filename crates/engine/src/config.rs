@@ -311,11 +311,46 @@ pub fn validate_node_id(what: &str, id: &str) -> Result<(), ConfigError> {
         )));
     }
     // Ids name log lines, metrics labels and JSON event lines: a newline or control character
-    // would forge lines in each of them.
-    if id.chars().any(char::is_control) {
-        return Err(ConfigError::new(format!("{what}: node id {id:?} contains a control character")));
+    // would forge lines in each of them, a line or paragraph separator splits lines in many
+    // readers, and a format character (bidi overrides, zero-width) makes two ids look alike.
+    if let Some(c) = id.chars().find(|&c| hidden_char(c)) {
+        return Err(ConfigError::new(format!(
+            "{what}: node id {id:?} contains a control character or an invisible format or separator \
+             character (U+{:04X})",
+            c as u32
+        )));
     }
     Ok(())
+}
+
+/// Unicode's control (Cc), format (Cf), line (Zl) and paragraph (Zp) separator characters.
+fn hidden_char(c: char) -> bool {
+    // The format characters (general category Cf, Unicode 15), as ranges.
+    const FORMAT: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    let u = c as u32;
+    c.is_control() || u == 0x2028 || u == 0x2029 || FORMAT.iter().any(|&(lo, hi)| (lo..=hi).contains(&u))
 }
 
 /// The most members a group may have, however they are given (a count or a list of ids).

@@ -202,3 +202,14 @@ fn messages_show_floats_and_strs_as_python_does() {
     assert_eq!(py_str("a\nb\\"), "'a\\nb\\\\'");
     assert_eq!(py_str("\u{1}"), "'\\x01'");
 }
+
+#[test]
+fn a_node_id_with_a_control_format_or_separator_character_is_refused() {
+    for id in ["a\nb", "a\u{7f}b", "a\u{2028}b", "a\u{2029}b", "a\u{200b}b", "a\u{202e}b", "\u{feff}a", "a\u{e0041}"] {
+        let err = Config::new(id, [id, "b"], Timing::default(), 1).unwrap_err().to_string();
+        assert!(err.contains("control character") && err.contains("U+"), "{id:?}: {err}");
+    }
+    for id in ["n1", "ünïcödé", "日本", "a-b_c.d", "emoji-🦀"] {
+        Config::new(id, [id, "b"], Timing::default(), 1).unwrap_or_else(|e| panic!("{id:?}: {e}"));
+    }
+}

@@ -528,3 +528,18 @@ def test_every_timing_default_is_the_one_the_engine_defines():
         for name, value in DEFAULT_TIMING.items():
             if name in params:
                 assert params[name].default == value, (api, name)
+
+
+def test_status_to_dict_is_strict_json(quorate_cluster):
+    import json
+
+    c = quorate_cluster(3)
+    leader = c.wait_for_leader(ELECT)
+    c.nodes[leader].resign()
+    c.wait_for_leader(ELECT)
+    for node in c.nodes.values():
+        d = node.status().to_dict()
+        text = json.dumps(d, allow_nan=False)  # raises ValueError on NaN or an infinity
+        assert "Infinity" not in text
+        buckets = d["tenure_histogram"]["buckets"]
+        assert buckets and buckets[-1][0] == "+Inf", buckets

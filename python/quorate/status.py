@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -124,7 +125,11 @@ class Status:
     votes: Dict[str, Dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
-        """Every attribute as a plain dict (peers as dicts too), ready for `json.dumps`; a copy."""
+        """Every attribute as a plain dict (peers as dicts too), ready for `json.dumps`; a copy.
+
+        Strict JSON: the histograms' last bucket bound, infinity in the attribute, is the string
+        ``"+Inf"`` here (as Prometheus writes it), since JSON has no infinity and strict parsers
+        refuse the ``Infinity`` that ``json.dumps`` would otherwise write."""
         d = dict(self.__dict__)
         d["peers"] = {k: dict(v.__dict__) for k, v in self.peers.items()}
         d["faults"] = dict(self.faults)
@@ -132,5 +137,10 @@ class Status:
         d["warnings"] = list(self.warnings)
         d["votes"] = {kind: dict(answers) for kind, answers in self.votes.items()}
         for h in ("tenure_histogram", "leaderless_histogram"):
-            d[h] = {k: (list(map(list, v)) if k == "buckets" else v) for k, v in getattr(self, h).items()}
+            d[h] = {k: (_json_buckets(v) if k == "buckets" else v) for k, v in getattr(self, h).items()}
         return d
+
+
+def _json_buckets(buckets: Any) -> List[List[Any]]:
+    """Histogram buckets with an infinite bound written as Prometheus writes it."""
+    return [["+Inf" if isinstance(b, float) and math.isinf(b) else b, c] for b, c in buckets]

@@ -95,7 +95,7 @@ def _status_server(node: Node, host: str, port: int) -> _StatusServer:
 
         def do_GET(self) -> None:  # noqa: N802 - the http.server API
             if self.path == "/status":
-                body = json.dumps(node.status().to_dict()).encode()
+                body = json.dumps(node.status().to_dict(), allow_nan=False).encode()
                 kind = "application/json"
             elif self.path == "/metrics":
                 try:

@@ -443,7 +443,7 @@ class NetnsGroup(chaos.Group):
         self.pauses[i][-1] = (s, sent)
 
     def shutdown(self) -> None:
-        for i, p in self.procs.items():
+        for p in self.procs.values():
             if p.popen is not None and p.popen.poll() is None:
                 try:
                     os.kill(p.popen.pid, signal.SIGCONT)

@@ -20,7 +20,15 @@ fn configs(ids: &[&str], secret: Option<&[u8]>, cluster: &str) -> Vec<NodeConfig
         .enumerate()
         .map(|(i, id)| {
             let engine = Config::new(*id, ids.iter().copied(), Timing::default(), i as u64).unwrap();
-            NodeConfig::new(engine, addresses.clone(), None, None, secret.map(<[u8]>::to_vec), cluster).unwrap()
+            NodeConfig::new(
+                engine,
+                addresses.clone(),
+                None,
+                None,
+                secret.map(<[u8]>::to_vec).into_iter().collect(),
+                cluster,
+            )
+            .unwrap()
         })
         .collect()
 }
@@ -80,8 +88,15 @@ fn a_node_with_the_wrong_secret_or_cluster_never_joins_nor_changes_terms() {
     let mut cfgs = configs(&["a", "b", "c"], Some(b"0123456789abcdef"), "net-auth");
     let remade = |c: &NodeConfig, secret: Option<&[u8]>, cluster: &str| {
         let bind = Some(c.bind().to_string());
-        NodeConfig::new(c.engine().clone(), c.addresses().clone(), bind, None, secret.map(<[u8]>::to_vec), cluster)
-            .unwrap()
+        NodeConfig::new(
+            c.engine().clone(),
+            c.addresses().clone(),
+            bind,
+            None,
+            secret.map(<[u8]>::to_vec).into_iter().collect(),
+            cluster,
+        )
+        .unwrap()
     };
     cfgs[2] = remade(&cfgs[2], Some(b"the-wrong-secret!!"), "net-auth");
     let mut cfgs2 = configs(&["a", "b", "c"], None, "net-auth");

@@ -308,7 +308,8 @@ fn lone_node(secret: Option<&[u8]>, cluster: &str) -> (NodeConfig, RunningNode) 
     let addresses: BTreeMap<String, String> =
         ids.iter().map(|id| (id.to_string(), format!("127.0.0.1:{}", free_port()))).collect();
     let engine = Config::new("a", ids, Timing::default(), 7).unwrap();
-    let cfg = NodeConfig::new(engine, addresses, None, None, secret.map(<[u8]>::to_vec), cluster).unwrap();
+    let cfg = NodeConfig::new(engine, addresses, None, None, secret.map(<[u8]>::to_vec).into_iter().collect(), cluster)
+        .unwrap();
     let node = RunningNode::start(cfg.clone(), quorate::runtime::new_shared(&cfg)).unwrap();
     (cfg, node)
 }

@@ -24,7 +24,7 @@ from .faults import Faults
 from .leading import Leadership, Leading
 from .node import Node
 from .protocol import Cluster
-from .secret import read_secret
+from .secret import read_secret, read_secrets
 from .sim import Simulation
 from .status import PeerStatus, Status
 from .subscription import Subscription
@@ -51,6 +51,7 @@ __all__ = [
     "SubscriptionClosed",
     "SafetyViolation",
     "read_secret",
+    "read_secrets",
     "sim",
     "__version__",
 ]

@@ -170,7 +170,7 @@ class _NodeCore:
         election_timeout: Any,
         heartbeat_interval: Any,
         data_dir: Optional[str],
-        secret: Union[bytes, str, None],
+        secret: Union[bytes, str, Sequence[Union[bytes, str]], None],
         cluster: str,
         pre_vote: bool,
         check_quorum: bool,

@@ -19,7 +19,20 @@ import operator
 import os
 import threading
 import warnings
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 from ._core import DEFAULT_TIMING, Event, _NodeCore, _write_unraisable
 from ._core import seconds_or_none as check_timeout
@@ -69,7 +82,9 @@ class Node(Waiting):
         data_dir: Directory for the durable term and vote (created and locked by `start()`).
             None keeps them in memory only, which is unsafe across restarts, and warns.
         secret: The shared cluster secret (at least 16 bytes; see `quorate.read_secret`): every
-            frame is then authenticated. None: frames are not authenticated.
+            frame is then authenticated. None: frames are not authenticated. A list of secrets
+            rotates without downtime: the first signs, every one is accepted; give every member
+            `[old, new]`, then `[new, old]`, then `[new]`, one member at a time.
         cluster: The cluster's name; frames of another cluster are refused.
         pre_vote: Campaign only after a majority said it would vote (keeps a node that was cut
             off from disrupting the group when it returns).
@@ -100,7 +115,7 @@ class Node(Waiting):
         election_timeout: Tuple[float, float] = DEFAULT_TIMING["election_timeout"],
         heartbeat_interval: float = DEFAULT_TIMING["heartbeat_interval"],
         data_dir: Optional[PathLike] = None,
-        secret: Union[bytes, str, None] = None,
+        secret: Union[bytes, str, Sequence[Union[bytes, str]], None] = None,
         cluster: str = "quorate",
         pre_vote: bool = DEFAULT_TIMING["pre_vote"],
         check_quorum: bool = DEFAULT_TIMING["check_quorum"],

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::convert::{
     addresses_arg, config_err, config_error, election_timeout_arg, engine_config, heartbeat_interval_arg,
@@ -159,13 +159,8 @@ impl PyNodeCore {
             }
         };
         let engine = engine_config(node_id, members.keys().cloned(), algorithm, timing, seed, priority, priorities)?;
-        let secret = match secret {
-            None => None,
-            Some(s) if s.is_instance_of::<PyString>() => Some(s.extract::<String>()?.into_bytes()),
-            Some(s) if s.is_instance_of::<PyBytes>() => Some(s.extract::<Vec<u8>>()?),
-            Some(_) => return Err(config_err("secret: must be bytes or str")),
-        };
-        let cfg = NodeConfig::new(engine, members, bind, data_dir, secret, cluster).map_err(config_error)?;
+        let secrets = secrets_arg(secret)?;
+        let cfg = NodeConfig::new(engine, members, bind, data_dir, secrets, cluster).map_err(config_error)?;
         let names = cfg.engine().members.iter().map(|id| (id.clone(), PyString::new(py, id).unbind())).collect();
         Ok(PyNodeCore {
             shared: new_shared(&cfg),
@@ -429,4 +424,29 @@ impl PyNodeCore {
     fn __repr__(&self) -> String {
         format!("_NodeCore({:?} at {}, {})", self.cfg.id(), self.address(), self.role())
     }
+}
+
+/// `secret`: None, one secret (bytes or str), or a non-empty list of them for a rotation (the
+/// first signs, every one is accepted). The length rule is the runtime's.
+fn secrets_arg(secret: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Vec<u8>>> {
+    fn one(s: &Bound<'_, PyAny>) -> Option<PyResult<Vec<u8>>> {
+        if s.is_instance_of::<PyString>() {
+            Some(s.extract::<String>().map(String::into_bytes))
+        } else if s.is_instance_of::<PyBytes>() {
+            Some(s.extract::<Vec<u8>>())
+        } else {
+            None
+        }
+    }
+    let Some(secret) = secret.filter(|s| !s.is_none()) else { return Ok(Vec::new()) };
+    if let Some(single) = one(secret) {
+        return Ok(vec![single?]);
+    }
+    let refused = || config_err("secret: must be bytes or str, or a list of them (a rotation: the first signs)");
+    let list = secret.cast::<PyList>().map(|l| l.iter().collect::<Vec<_>>());
+    let list = list.or_else(|_| secret.cast::<PyTuple>().map(|t| t.iter().collect())).map_err(|_| refused())?;
+    if list.is_empty() {
+        return Err(config_err("secret: an empty list; pass None for no secret"));
+    }
+    list.iter().map(|s| one(s).unwrap_or_else(|| Err(refused()))).collect()
 }

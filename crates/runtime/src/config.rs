@@ -23,7 +23,8 @@ pub struct NodeConfig {
     pub(crate) addresses: BTreeMap<NodeId, String>,
     pub(crate) bind: String,
     pub(crate) data_dir: Option<PathBuf>,
-    pub(crate) secret: Option<Vec<u8>>,
+    /// The shared secrets: the first signs, every one is accepted (rotation); empty: none.
+    pub(crate) secrets: Vec<Vec<u8>>,
     pub(crate) cluster: String,
 }
 
@@ -36,7 +37,7 @@ impl NodeConfig {
         addresses: BTreeMap<NodeId, String>,
         bind: Option<String>,
         data_dir: Option<PathBuf>,
-        secret: Option<Vec<u8>>,
+        secrets: Vec<Vec<u8>>,
         cluster: impl Into<String>,
     ) -> Result<NodeConfig, ConfigError> {
         if !addresses.keys().eq(engine.members.iter()) {
@@ -54,11 +55,15 @@ impl NodeConfig {
             }
             None => addresses[&engine.id].clone(),
         };
-        if let Some(s) = secret.as_ref().filter(|s| s.len() < MIN_SECRET_BYTES) {
-            return Err(ConfigError::new(format!(
-                "secret: must be at least {MIN_SECRET_BYTES} bytes, got {}",
-                s.len()
-            )));
+        for (i, s) in secrets.iter().enumerate() {
+            if s.len() < MIN_SECRET_BYTES {
+                // One secret is `secret`; in a rotation list, name which.
+                let which = if secrets.len() == 1 { "secret".to_string() } else { format!("secret[{i}]") };
+                return Err(ConfigError::new(format!(
+                    "{which}: must be at least {MIN_SECRET_BYTES} bytes, got {}",
+                    s.len()
+                )));
+            }
         }
         let cluster = cluster.into();
         if cluster.is_empty() || cluster.len() > MAX_CLUSTER_BYTES {
@@ -70,7 +75,7 @@ impl NodeConfig {
         if let Some(dir) = data_dir.as_ref().filter(|d| d.exists() && !d.is_dir()) {
             return Err(ConfigError::new(format!("data_dir: {} exists and is not a directory", dir.display())));
         }
-        Ok(NodeConfig { engine, addresses, bind, data_dir, secret, cluster })
+        Ok(NodeConfig { engine, addresses, bind, data_dir, secrets, cluster })
     }
 
     /// The engine's configuration: id, members, timing, algorithm, priorities.
@@ -96,8 +101,9 @@ impl NodeConfig {
         self.data_dir.as_deref()
     }
 
-    pub fn secret(&self) -> Option<&[u8]> {
-        self.secret.as_deref()
+    /// The secrets, the signing one first; empty when frames are not authenticated.
+    pub fn secrets(&self) -> &[Vec<u8>] {
+        &self.secrets
     }
 
     pub fn cluster(&self) -> &str {
@@ -116,7 +122,7 @@ impl NodeConfig {
         let loopback =
             bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
         let mut out = Vec::new();
-        if self.secret.is_none() && !loopback {
+        if self.secrets.is_empty() && !loopback {
             out.push(format!(
                 "listening on {} without a secret: anyone who can reach it can forge votes and heartbeats; set secret=",
                 self.bind
@@ -191,7 +197,7 @@ mod tests {
 
     fn make(secret: Option<&[u8]>, cluster: &str) -> Result<NodeConfig, ConfigError> {
         let a = addresses(&[("a", "127.0.0.1:1"), ("b", "127.0.0.1:2")]);
-        NodeConfig::new(engine(&["a", "b"]), a, None, None, secret.map(<[u8]>::to_vec), cluster)
+        NodeConfig::new(engine(&["a", "b"]), a, None, None, secret.map(<[u8]>::to_vec).into_iter().collect(), cluster)
     }
 
     fn message(r: Result<NodeConfig, ConfigError>) -> String {
@@ -204,6 +210,12 @@ mod tests {
         assert_eq!(message(make(Some(b"0123456789abcde"), "c")), "secret: must be at least 16 bytes, got 15");
         assert!(make(Some(b"0123456789abcdef"), "c").is_ok());
         assert!(make(None, "c").is_ok(), "no secret: frames are not authenticated");
+        let rotation = |keys: &[&[u8]]| {
+            let a = addresses(&[("a", "127.0.0.1:1"), ("b", "127.0.0.1:2")]);
+            NodeConfig::new(engine(&["a", "b"]), a, None, None, keys.iter().map(|k| k.to_vec()).collect(), "c")
+        };
+        assert!(rotation(&[b"0123456789abcdef", b"fedcba9876543210"]).is_ok(), "a rotation list");
+        assert_eq!(message(rotation(&[b"0123456789abcdef", b"short"])), "secret[1]: must be at least 16 bytes, got 5");
     }
 
     #[test]
@@ -217,12 +229,12 @@ mod tests {
     fn addresses_are_host_port() {
         for bad in ["not-an-address", "127.0.0.1:99999", ":1", "[::zz]:1", "a b:1"] {
             let a = addresses(&[("a", bad)]);
-            let m = message(NodeConfig::new(engine(&["a"]), a, None, None, None, "c"));
+            let m = message(NodeConfig::new(engine(&["a"]), a, None, None, vec![], "c"));
             assert!(m.starts_with("members:") && m.contains("not a host:port address"), "{bad}: {m}");
         }
         for good in ["127.0.0.1:1", "[::1]:1", "localhost:0", "example.org:7400"] {
             assert!(
-                NodeConfig::new(engine(&["a"]), addresses(&[("a", good)]), None, None, None, "c").is_ok(),
+                NodeConfig::new(engine(&["a"]), addresses(&[("a", good)]), None, None, vec![], "c").is_ok(),
                 "{good}"
             );
         }
@@ -231,7 +243,7 @@ mod tests {
             addresses(&[("a", "127.0.0.1:1")]),
             Some("nowhere".into()),
             None,
-            None,
+            vec![],
             "c",
         );
         assert_eq!(message(bad_bind), "bind: \"nowhere\" is not a host:port address");
@@ -240,16 +252,16 @@ mod tests {
     #[test]
     fn no_two_members_share_an_address() {
         let a = addresses(&[("a", "127.0.0.1:1"), ("b", "localhost:1")]);
-        let m = message(NodeConfig::new(engine(&["a", "b"]), a, None, None, None, "c"));
+        let m = message(NodeConfig::new(engine(&["a", "b"]), a, None, None, vec![], "c"));
         assert!(m.contains("same address"), "{m}");
         let a = addresses(&[("a", "[::ffff:127.0.0.1]:1"), ("b", "127.0.0.1:01")]);
-        assert!(message(NodeConfig::new(engine(&["a", "b"]), a, None, None, None, "c")).contains("same address"));
+        assert!(message(NodeConfig::new(engine(&["a", "b"]), a, None, None, vec![], "c")).contains("same address"));
     }
 
     #[test]
     fn addresses_name_exactly_the_members() {
         let a = addresses(&[("a", "127.0.0.1:1")]);
-        assert!(message(NodeConfig::new(engine(&["a", "b"]), a, None, None, None, "c")).starts_with("members:"));
+        assert!(message(NodeConfig::new(engine(&["a", "b"]), a, None, None, vec![], "c")).starts_with("members:"));
     }
 
     #[test]
@@ -257,11 +269,11 @@ mod tests {
         let file = std::env::temp_dir().join(format!("quorate-config-test-{}", std::process::id()));
         std::fs::write(&file, b"x").unwrap();
         let a = addresses(&[("a", "127.0.0.1:1")]);
-        let m = message(NodeConfig::new(engine(&["a"]), a.clone(), None, Some(file.clone()), None, "c"));
+        let m = message(NodeConfig::new(engine(&["a"]), a.clone(), None, Some(file.clone()), vec![], "c"));
         std::fs::remove_file(&file).unwrap();
         assert!(m.starts_with("data_dir:") && m.contains("not a directory"), "{m}");
         assert!(
-            NodeConfig::new(engine(&["a"]), a, None, Some(file), None, "c").is_ok(),
+            NodeConfig::new(engine(&["a"]), a, None, Some(file), vec![], "c").is_ok(),
             "a missing one is made at start"
         );
     }
@@ -271,7 +283,7 @@ mod tests {
         let cfg = make(None, "c").unwrap();
         assert_eq!((cfg.bind(), cfg.warnings().len()), ("127.0.0.1:1", 0));
         let a = addresses(&[("a", "10.0.0.1:1")]);
-        let open = NodeConfig::new(engine(&["a"]), a, None, None, None, "c").unwrap();
+        let open = NodeConfig::new(engine(&["a"]), a, None, None, vec![], "c").unwrap();
         assert!(open.warnings()[0].contains("without a secret"));
     }
 }

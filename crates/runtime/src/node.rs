@@ -137,7 +137,7 @@ impl RunningNode {
         let (commands, command_rx) = mpsc::channel(64);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
-        let auth = Auth::new(cfg.secret.clone());
+        let auth = Auth::rotating(cfg.secrets.clone());
         shared.begin_run(&hard);
 
         let rt = runtime();

@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 from ..errors import ConfigError
 from ..node import Node
-from ..secret import read_secret
+from ..secret import read_secrets
 
 __all__ = [
     "NodeOption", "NODE_OPTIONS", "NodeHelpFormatter", "add_node_options", "node_arguments", "name_the_option",
@@ -53,7 +53,8 @@ NODE_OPTIONS: Tuple[NodeOption, ...] = (
                "directory for the durable term and vote; None: memory only, unsafe across restarts"),
     NodeOption("secret", "--secret-file", "secret_file", "PATH",
                "file holding the shared cluster secret (>= 16 bytes; one trailing newline is not part of it), "
-               "read with quorate.read_secret; None: frames are not authenticated"),
+               "or one secret per line for a rotation (the first signs, every one is accepted); "
+               "read with quorate.read_secrets; None: frames are not authenticated"),
     NodeOption("cluster", "--cluster", "text", "NAME", "cluster name; frames of another cluster are refused"),
     NodeOption("pre_vote", "--pre-vote", "switch", None,
                "pre-vote: a node raises its term only if a majority would vote for it"),
@@ -181,7 +182,7 @@ def node_arguments(args: argparse.Namespace) -> Dict[str, Any]:
             value = _priorities(value)
         elif row.kind == "secret_file":
             try:
-                value = read_secret(value)
+                value = read_secrets(value)
             except ConfigError as e:
                 raise ConfigError(f"{row.flag}: {e}") from None
         kwargs[row.param] = value

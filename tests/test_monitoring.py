@@ -15,6 +15,8 @@ def test_tenure_and_leaderless_gaps_are_measured_across_a_failover(quorate_clust
     c = quorate_cluster(3)
     leader = c.wait_for_leader(ELECT)
     survivor = next(n for i, n in c.nodes.items() if i != leader)
+    # The cluster's leader is the one a majority follows; this member may learn of it a moment later.
+    wait_until(lambda: survivor.leader == leader, ELECT, "the survivor following the leader")
     first = survivor.status()
     assert first.leaderless_histogram["count"] == 1, "the gap from start to the first leader"
     assert first.leaderless_for is None and first.term_changes >= 1

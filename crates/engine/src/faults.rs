@@ -291,8 +291,13 @@ impl NodeClock {
     pub fn real_at(&self, local: Duration) -> u64 {
         let ahead = (local.as_nanos() as f64 - self.base_local).max(0.0);
         let mut real = self.base_real.saturating_add(((ahead / self.rate).ceil() as u64).saturating_add(1));
-        // At large times f64 rounding can leave local(real) a hair short of `local`; step on
-        // (doubling, so at most 64 steps) until it is not.
+        // Below 2^52 ns (52 days) f64 holds every nanosecond and the +1 above covers rounding;
+        // beyond, rounding can leave local(real) a hair short of `local`: step on (doubling, so
+        // at most 64 steps) until it is not. The check is skipped on the hot path below.
+        const EXACT: f64 = (1u64 << 52) as f64;
+        if ahead < EXACT && self.base_local < EXACT && (real as f64) < EXACT {
+            return real;
+        }
         let mut step = 1u64;
         while self.local(real) < local && real < u64::MAX {
             real = real.saturating_add(step);

@@ -182,7 +182,9 @@ def node_arguments(args: argparse.Namespace) -> Dict[str, Any]:
             value = _priorities(value)
         elif row.kind == "secret_file":
             try:
-                value = read_secrets(value)
+                secrets = read_secrets(value)
+                # One line is one secret, as read_secret gives it; more are a rotation list.
+                value = secrets[0] if len(secrets) == 1 else secrets
             except ConfigError as e:
                 raise ConfigError(f"{row.flag}: {e}") from None
         kwargs[row.param] = value

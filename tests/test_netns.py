@@ -95,7 +95,8 @@ def run_faults(tmp_path, kinds: Dict[str, float], seconds: float, seed: int, nam
     assert not report.violations, summary
     assert not overlaps, "\n".join(overlaps) + "\n\n" + summary
     assert sum(report.faults.values()) >= 2, summary
-    assert report.logs.elected >= 2 and report.reads > 200, summary
+    # A bridge node keeps a healthy leader (that is the point), so a run may see only the first election.
+    assert report.logs.elected >= 1 and report.reads > 200, summary
     return figures
 
 
